@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseRelayConfig, ConfigError, relayConfigJsonSchema } from './config.ts';
+
+test('an empty config is valid, closed, durable, and delivers by MX', () => {
+  const c = parseRelayConfig({});
+  assert.deepEqual(c.inbound.relayNetworks, [], 'never an open relay by default');
+  assert.equal(c.spool.fsync, true);
+  assert.equal(c.delivery.mode, 'mx');
+  assert.equal(c.delivery.maxRecipientsPerTransaction, 100);
+  assert.equal(c.delivery.overQuotaPolicy, 'bounce');
+  assert.equal(c.delivery.retry.maxAge, 432000);
+  assert.equal(c.delivery.timeouts.dataTerm, 600);
+});
+
+test('errors name every bad field by its path', () => {
+  try {
+    parseRelayConfig({ inbound: { relayNetworks: ['10.0.0.0/8', '10.0.0.300/8'], port: 70000 }, delivery: { mode: 'smarthost' } });
+    assert.fail('should throw');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    const paths = err.issues.map((i) => i.path).sort();
+    assert.deepEqual(paths, ['delivery.smarthost', 'inbound.port', 'inbound.relayNetworks.1']);
+    assert.match(err.message, /inbound\.relayNetworks\.1: not a valid CIDR/);
+  }
+});
+
+test('the JSON Schema export describes the fields', () => {
+  const s = relayConfigJsonSchema() as { properties: Record<string, unknown> };
+  assert.ok(s.properties.inbound && s.properties.delivery && s.properties.spool);
+});

@@ -1,0 +1,159 @@
+// The relay's config schema: the ONE contract between the operator (which renders it
+// into a ConfigMap) and the relay (which validates it at start). Defined once, here.
+// Durations are in seconds, sizes in bytes. Secrets are never inline: the config names
+// files (mounted from Kubernetes Secrets), so a rendered ConfigMap holds no secret.
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { parseCidr } from './net/cidr.ts';
+
+const seconds = (def: number) => z.number().positive().default(def);
+const port = z.number().int().min(0).max(65535);
+
+const cidr = z.string().refine((s) => parseCidr(s) !== null, { message: 'not a valid CIDR (e.g. 10.0.0.0/8 or fd00::/8)' });
+
+/** TLS policy for outbound connections: RFC 3207 STARTTLS (opportunistic or required), implicit TLS (RFC 8314), or none. */
+export const TlsPolicySchema = z.enum(['opportunistic', 'required', 'implicit', 'none']);
+/** Outbound TLS policy. */
+export type TlsPolicy = z.infer<typeof TlsPolicySchema>;
+
+/** What to do with a 5.2.2 "mailbox full" (RFC 3463 calls it a persistent transient failure): bounce now, or retry until maxAge. */
+export const OverQuotaPolicySchema = z.enum(['bounce', 'retry']);
+
+/** RFC 5321 §4.5.3.2 client timeouts, in seconds (defaults are the RFC's minimums). */
+export const TimeoutsSchema = z.object({
+  connect: seconds(30).describe('TCP connect timeout'),
+  greeting: seconds(300).describe('initial 220 greeting (§4.5.3.2.1: 5 minutes)'),
+  command: seconds(300).describe('EHLO/MAIL/RCPT/RSET replies (§4.5.3.2.2-3: 5 minutes)'),
+  dataInit: seconds(120).describe('354 reply to DATA (§4.5.3.2.4: 2 minutes)'),
+  dataBlock: seconds(180).describe('each write of message data (§4.5.3.2.5: 3 minutes)'),
+  dataTerm: seconds(600).describe('reply to the final dot or BDAT LAST (§4.5.3.2.6: 10 minutes)'),
+  idle: seconds(30).describe('an idle pooled connection is closed after this long'),
+});
+
+/** Per-destination overrides (keyed by recipient domain, or "*" for all). */
+export const DestinationSchema = z.object({
+  maxRecipientsPerTransaction: z.number().int().min(1).max(10000).optional().describe('split recipients into transactions of at most this many'),
+  concurrency: z.number().int().min(1).max(1000).optional().describe('simultaneous connections to this destination'),
+});
+
+/** Outbound delivery: routing, pipelining, limits, retries. */
+export const DeliverySchema = z.object({
+  mode: z.enum(['smarthost', 'mx']).default('mx').describe('send everything to one smarthost, or to each domain\'s MX hosts'),
+  smarthost: z.object({
+    host: z.string().min(1).describe('smarthost hostname or address'),
+    port: port.default(587).describe('smarthost port'),
+    tls: TlsPolicySchema.default('required').describe('TLS policy towards the smarthost'),
+    auth: z.object({
+      username: z.string().min(1).describe('SMTP AUTH user'),
+      passwordFile: z.string().min(1).describe('file holding the password (mounted from a Secret)'),
+    }).optional().describe('SMTP AUTH PLAIN/LOGIN credentials for the smarthost'),
+  }).optional(),
+  mxPort: port.default(25).describe('port used for MX delivery (25 in production; tests use a loopback port)'),
+  tls: TlsPolicySchema.default('opportunistic').describe('TLS policy for MX delivery'),
+  tlsRejectUnauthorized: z.boolean().default(false).describe('verify remote certificates (MX hosts rarely have valid ones; opportunistic TLS never verifies)'),
+  dnsServers: z.array(z.string()).default([]).describe('DNS servers ("ip" or "ip:port") for MX lookups; empty = system resolver'),
+  heloName: z.string().optional().describe('name sent in EHLO/HELO; defaults to the relay hostname'),
+  pipelining: z.boolean().default(true).describe('use PIPELINING (RFC 2920) when the remote offers it'),
+  chunking: z.boolean().default(true).describe('use CHUNKING/BDAT (RFC 3030) when the remote offers it'),
+  maxRecipientsPerTransaction: z.number().int().min(1).max(10000).default(100).describe('recipients per transaction before splitting (RFC 5321 §4.5.3.1.8 requires servers to take at least 100)'),
+  concurrencyPerDestination: z.number().int().min(1).max(1000).default(10).describe('simultaneous connections per destination'),
+  maxMessagesPerConnection: z.number().int().min(1).default(100).describe('transactions on one connection before it is closed'),
+  destinations: z.record(z.string(), DestinationSchema).default({}).describe('per-destination overrides, keyed by domain'),
+  timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
+  retry: z.object({
+    schedule: z.array(z.number().positive()).min(1).default([60, 300, 900, 1800, 3600, 7200, 14400]).describe('delays between attempts in seconds; the last repeats'),
+    jitter: z.number().min(0).max(1).default(0.2).describe('random fraction added to or taken from each delay, so retries do not stampede'),
+    maxAge: seconds(5 * 24 * 3600).describe('after this long a deferred recipient bounces with 4.4.7'),
+  }).default({ schedule: [60, 300, 900, 1800, 3600, 7200, 14400], jitter: 0.2, maxAge: 5 * 24 * 3600 }),
+  overQuotaPolicy: OverQuotaPolicySchema.default('bounce').describe('5.2.2 over quota: bounce at once or retry as a persistent transient failure'),
+  dkim: z.object({
+    domain: z.string().min(1).describe('d= domain of the signature'),
+    selector: z.string().min(1).describe('s= selector; the public key is published at <selector>._domainkey.<domain>'),
+    keyFile: z.string().min(1).describe('PEM private key (RSA 2048+ or Ed25519) mounted from a Secret'),
+  }).optional().describe('DKIM-sign outgoing mail before the first attempt'),
+}).refine((d) => d.mode !== 'smarthost' || d.smarthost !== undefined, {
+  message: 'mode "smarthost" needs delivery.smarthost.host', path: ['smarthost'],
+});
+
+/** Inbound SMTP listener, relay policy and limits. */
+export const InboundSchema = z.object({
+  host: z.string().default('0.0.0.0').describe('address the SMTP listener binds'),
+  port: port.default(2525).describe('SMTP listener port'),
+  implicitTls: z.boolean().default(false).describe('TLS from the first byte (RFC 8314) instead of STARTTLS'),
+  hostname: z.string().optional().describe('name in the greeting and Received headers; defaults to the OS hostname'),
+  tls: z.object({
+    certFile: z.string().min(1).describe('PEM certificate chain (tls.crt of a cert-manager Secret)'),
+    keyFile: z.string().min(1).describe('PEM private key (tls.key)'),
+  }).optional().describe('enables STARTTLS (or implicit TLS) with this certificate'),
+  relayNetworks: z.array(cidr).default([]).describe('client networks allowed to relay without AUTH; empty means none (never an open relay)'),
+  authUsersFile: z.string().optional().describe('file of "user:hash" lines (bcrypt or argon2) for SMTP AUTH PLAIN/LOGIN'),
+  requireTlsForAuth: z.boolean().default(true).describe('offer AUTH only over TLS (RFC 4954 §4), unless the client is loopback'),
+  maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024).describe('SIZE limit in bytes (RFC 1870)'),
+  maxRecipients: z.number().int().min(1).default(1000).describe('recipients per message; more get 452 4.5.3'),
+  maxConnections: z.number().int().min(1).default(1000).describe('simultaneous inbound sessions'),
+  maxConnectionsPerIp: z.number().int().min(1).default(100).describe('simultaneous sessions per client IP'),
+  socketTimeout: seconds(300).describe('idle time before an inbound session is closed (RFC 5321 §4.5.3.2.7)'),
+});
+
+/** The full relay configuration. */
+export const RelayConfigSchema = z.object({
+  inbound: InboundSchema.default(InboundSchema.parse({})),
+  spool: z.object({
+    dir: z.string().min(1).default('/var/spool/mailrelay').describe('spool directory (a PersistentVolume in Kubernetes)'),
+    fsync: z.boolean().default(true).describe('fsync before replying 250; only turn off for tests'),
+  }).default({ dir: '/var/spool/mailrelay', fsync: true }),
+  delivery: DeliverySchema.default(DeliverySchema.parse({})),
+  dsn: z.object({
+    from: z.string().default('MAILER-DAEMON').describe('local part (or full address) bounces are sent from, with a null reverse-path'),
+    delayNotice: z.boolean().default(false).describe('send a delay DSN once a recipient has been deferred for delayAfter seconds'),
+    delayAfter: seconds(4 * 3600).describe('deferral age that triggers the delay DSN'),
+  }).default({ from: 'MAILER-DAEMON', delayNotice: false, delayAfter: 4 * 3600 }),
+  http: z.object({
+    host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz and /drain'),
+    port: port.default(9090).describe('HTTP port for metrics and health'),
+  }).default({ host: '0.0.0.0', port: 9090 }),
+  drain: z.object({
+    timeout: seconds(60).describe('on SIGTERM, how long to keep delivering before exit'),
+  }).default({ timeout: 60 }),
+  log: z.object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  }).default({ level: 'info' }),
+});
+
+/** A validated relay config, every default filled in. */
+export type RelayConfig = z.infer<typeof RelayConfigSchema>;
+/** A relay config as written by a user or rendered by the operator: defaults may be omitted. */
+export type RelayConfigInput = z.input<typeof RelayConfigSchema>;
+
+/** A config problem, with the dotted path of the field at fault. */
+export class ConfigError extends Error {
+  constructor(readonly issues: { path: string; message: string }[]) {
+    super(`invalid relay config:\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates a parsed config object, filling defaults; throws ConfigError naming every bad field. */
+export function parseRelayConfig(input: unknown): RelayConfig {
+  const r = RelayConfigSchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  throw new ConfigError(r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+}
+
+/** Reads a YAML or JSON config file and validates it. */
+export async function loadRelayConfig(file: string): Promise<RelayConfig> {
+  const text = await readFile(file, 'utf8');
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([{ path: '', message: `${file}: not valid YAML/JSON: ${(err as Error).message}` }]);
+  }
+  return parseRelayConfig(doc);
+}
+
+/** The schema as JSON Schema, for docs/config.md and for editors. */
+export function relayConfigJsonSchema(): unknown {
+  return z.toJSONSchema(RelayConfigSchema, { io: 'input' });
+}
