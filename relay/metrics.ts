@@ -1,0 +1,124 @@
+// Every relay metric, declared once with a HELP text that says what it counts.
+// These names are a contract: the chart's dashboards and alerts are built on them
+// (docs/metrics.md). Label values are bounded enums — never a recipient, a domain
+// or a message id. Import the typed objects; never look a metric up by name.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** SMTP commands whose replies the delivery engine counts (the `command` label). */
+export type ReplyCommand = 'connect' | 'ehlo' | 'helo' | 'mail' | 'rcpt' | 'data' | 'bdat' | 'dot' | 'rset' | 'auth' | 'starttls' | 'quit';
+/** Why a recipient was put back for a later attempt (the `reason` label). */
+export type RetryReason = 'too_many_recipients' | 'temporary_reply' | 'connection' | 'timeout' | 'tls';
+
+/** Builds the relay's metrics on a registry of their own (one per relay, so tests can run several). */
+export function createRelayMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  const registers = [registry];
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_process_' });
+  return {
+    registry,
+    smtpReplies: new Counter({
+      name: 'mailrelay_smtp_replies_total',
+      help: 'Replies the delivery engine received from remote SMTP servers, by the command they answered and their 3-digit code.',
+      labelNames: ['command', 'code'] as const, registers,
+    }),
+    rcpt552: new Counter({
+      name: 'mailrelay_rcpt_552_total',
+      help: 'RCPT replies with code 552, by how they were read: too_many_recipients (after an accepted RCPT, RFC 5321 4.5.3.1.10) or mailbox (e.g. 5.2.2 over quota).',
+      labelNames: ['class'] as const, registers,
+    }),
+    retries: new Counter({
+      name: 'mailrelay_retries_total',
+      help: 'Recipients put back for a later attempt, by reason.',
+      labelNames: ['reason'] as const, registers,
+    }),
+    partialDeliveries: new Counter({
+      name: 'mailrelay_partial_deliveries_total',
+      help: 'Transactions in which some recipients were accepted and others were not.',
+      registers,
+    }),
+    recipients: new Counter({
+      name: 'mailrelay_recipients_total',
+      help: 'Recipient outcomes of delivery attempts: delivered, deferred, bounced (permanent failure) or expired (max age reached).',
+      labelNames: ['outcome'] as const, registers,
+    }),
+    deliveryAttempts: new Counter({
+      name: 'mailrelay_delivery_attempts_total',
+      help: 'Delivery transactions by result: delivered (all accepted), partial, deferred (none accepted, retry) or failed (none accepted, permanent).',
+      labelNames: ['result'] as const, registers,
+    }),
+    learnedRecipientLimit: new Gauge({
+      name: 'mailrelay_learned_recipient_limit',
+      help: 'Smallest per-transaction recipient limit learned from "too many recipients" replies, over all destinations (0 = none learned).',
+      registers,
+    }),
+    learnedRecipientLimitDestinations: new Gauge({
+      name: 'mailrelay_learned_recipient_limit_destinations',
+      help: 'Number of destinations for which a recipient limit below the configured one has been learned.',
+      registers,
+    }),
+    connectionsOpen: new Gauge({
+      name: 'mailrelay_outbound_connections',
+      help: 'Open outbound SMTP connections.',
+      registers,
+    }),
+    queueMessages: new Gauge({
+      name: 'mailrelay_queue_messages',
+      help: 'Messages in the spool by state: queued (has recipients due now or pending) or deferred (waiting for a retry).',
+      labelNames: ['state'] as const, registers,
+    }),
+    queueOldestAge: new Gauge({
+      name: 'mailrelay_queue_oldest_message_age_seconds',
+      help: 'Age of the oldest message still in the spool, in seconds (0 when empty).',
+      registers,
+    }),
+    deliveryDuration: new Histogram({
+      name: 'mailrelay_delivery_duration_seconds',
+      help: 'Duration of one delivery transaction, from MAIL FROM to the final reply.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    queueResidence: new Histogram({
+      name: 'mailrelay_queue_residence_seconds',
+      help: 'Time a recipient spent in the spool, from arrival to its final outcome (delivered, bounced or expired).',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400, 432000],
+      registers,
+    }),
+    inboundMessages: new Counter({
+      name: 'mailrelay_inbound_messages_total',
+      help: 'Messages offered to the relay over SMTP, by result: accepted (spooled, 250 sent), rejected, or tempfail (spool could not take it).',
+      labelNames: ['result'] as const, registers,
+    }),
+    inboundRejections: new Counter({
+      name: 'mailrelay_inbound_rejections_total',
+      help: 'Inbound SMTP commands answered with a 4xx/5xx, by reply code.',
+      labelNames: ['code'] as const, registers,
+    }),
+    inboundSessions: new Gauge({
+      name: 'mailrelay_inbound_sessions',
+      help: 'Inbound SMTP sessions currently open.',
+      registers,
+    }),
+    inboundBytes: new Counter({
+      name: 'mailrelay_inbound_bytes_total',
+      help: 'Bytes of message data accepted into the spool.',
+      registers,
+    }),
+    spfResults: new Counter({
+      name: 'mailrelay_spf_results_total',
+      help: 'SPF (RFC 7208) check results for inbound MAIL FROM/HELO identities.',
+      labelNames: ['result'] as const, registers,
+    }),
+    dsnSent: new Counter({
+      name: 'mailrelay_dsn_total',
+      help: 'Delivery status notifications generated, by type: bounce (failed) or delay.',
+      labelNames: ['type'] as const, registers,
+    }),
+    draining: new Gauge({
+      name: 'mailrelay_draining',
+      help: '1 while the relay is draining (refusing new sessions, finishing deliveries), else 0.',
+      registers,
+    }),
+  };
+}
+
+/** The relay's metric objects. */
+export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

@@ -1,0 +1,334 @@
+// The pipelined delivery engine: routes a message's recipients to destinations, splits
+// them into transactions of at most maxRecipientsPerTransaction, runs those transactions
+// on pooled connections, and returns exactly one result per recipient.
+//
+// Seed 000: recipients a server refuses as "too many" are not bounced; they go into the
+// next transaction on the same connection, after the accepted ones are done, and the limit
+// the server showed is remembered for that destination.
+// Seed 001/003: each recipient's result comes from its own reply (classify.ts).
+// Seed 001 ("storms host"): if every recipient of a transaction was deferred, the
+// connection is not reused for the same message; the scheduler retries later.
+import { promises as dnsp } from 'node:dns';
+import net from 'node:net';
+import type { RelayMetrics } from '../metrics.ts';
+import type { OverQuotaPolicy, Verdict } from '../protocol/classify.ts';
+import type { RecipientResult, SessionTlsPolicy, TransactionResult, TxRecipient } from '../protocol/client-session.ts';
+import { type Reply, makeReply } from '../protocol/reply.ts';
+import { type BodySource, type ConnectionTimeouts, SessionFailure, SmtpConnection, type Target } from './connection.ts';
+import { type MxResolver, type Route, makeResolver, resolveRoute } from './mx.ts';
+import { DestinationPool } from './pool.ts';
+
+/** A message to deliver: envelope, DSN parameters and a body source (re-readable per transaction). */
+export interface OutboundMessage {
+  id: string;
+  from: string;
+  recipients: readonly TxRecipient[];
+  size: number;
+  eightBit?: boolean;
+  smtputf8?: boolean;
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  body: BodySource;
+}
+
+/** One recipient's result, with the host that gave it. */
+export interface DeliveryResult extends RecipientResult {
+  host: string | null;
+}
+
+/** Engine settings (the relay config's `delivery` section, in engine units). */
+export interface EngineOptions {
+  mode: 'smarthost' | 'mx';
+  smarthost?: { host: string; port: number; tls: SessionTlsPolicy; auth?: { username: string; password: string } };
+  mxPort: number;
+  tls: SessionTlsPolicy;
+  tlsRejectUnauthorized: boolean;
+  heloName: string;
+  pipelining: boolean;
+  chunking: boolean;
+  maxRecipientsPerTransaction: number;
+  concurrencyPerDestination: number;
+  maxMessagesPerConnection: number;
+  destinations: Record<string, { maxRecipientsPerTransaction?: number; concurrency?: number }>;
+  timeouts: ConnectionTimeouts & { idle: number };
+  overQuotaPolicy: OverQuotaPolicy;
+  resolver?: MxResolver;
+  dnsServers?: readonly string[];
+  random?: () => number;
+  metrics?: RelayMetrics;
+  log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+  chunkSize?: number;
+}
+
+/** A permanent routing failure (NXDOMAIN, null MX) as a synthetic reply, for DSNs. */
+function routeReply(r: Extract<Route, { kind: 'permanent' }>): Reply {
+  return makeReply(r.code, `${r.enhanced} ${r.message}`);
+}
+
+/** The delivery engine: one per relay process. */
+export class DeliveryEngine {
+  private pools = new Map<string, DestinationPool>();
+  private learned = new Map<string, number>();
+  private resolver: MxResolver;
+  private closed = false;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.resolver = opts.resolver ?? makeResolver(opts.dnsServers ?? [], Math.min(opts.timeouts.connect, 10000));
+  }
+
+  /** Recipient limits learned from "too many recipients" replies, per destination. */
+  learnedLimits(): ReadonlyMap<string, number> {
+    return this.learned;
+  }
+
+  /** Delivers one message; resolves with exactly one result per recipient, in the given order. */
+  async deliver(msg: OutboundMessage): Promise<DeliveryResult[]> {
+    const groups = new Map<string, TxRecipient[]>();
+    for (const r of msg.recipients) {
+      const key = this.destinationKey(r.address);
+      const g = groups.get(key) ?? [];
+      g.push(r);
+      groups.set(key, g);
+    }
+    const all = new Map<TxRecipient, DeliveryResult>();
+    await Promise.all([...groups].map(async ([key, rcpts]) => {
+      const res = await this.deliverGroup(key, msg, rcpts);
+      rcpts.forEach((r, i) => all.set(r, res[i]!));
+    }));
+    return msg.recipients.map((r) => all.get(r)!);
+  }
+
+  /** Closes every pooled connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+  }
+
+  private destinationKey(address: string): string {
+    if (this.opts.mode === 'smarthost') return '[smarthost]';
+    const at = address.lastIndexOf('@');
+    return at < 0 ? '' : address.slice(at + 1).toLowerCase();
+  }
+
+  private limitFor(key: string): number {
+    const configured = this.opts.destinations[key]?.maxRecipientsPerTransaction ?? this.opts.maxRecipientsPerTransaction;
+    return Math.min(configured, this.learned.get(key) ?? Infinity);
+  }
+
+  private learn(key: string, limit: number): void {
+    const before = this.learned.get(key);
+    if (limit < 1 || (before !== undefined && before <= limit)) return;
+    this.learned.set(key, limit);
+    this.opts.log?.info({ destination: key, limit }, 'learned recipient limit');
+    const m = this.opts.metrics;
+    if (m) {
+      m.learnedRecipientLimit.set(Math.min(...this.learned.values()));
+      m.learnedRecipientLimitDestinations.set(this.learned.size);
+    }
+  }
+
+  private pool(key: string): DestinationPool {
+    let p = this.pools.get(key);
+    if (!p) {
+      p = new DestinationPool(key, {
+        concurrency: this.opts.destinations[key]?.concurrency ?? this.opts.concurrencyPerDestination,
+        maxMessagesPerConnection: this.opts.maxMessagesPerConnection,
+        idleMs: this.opts.timeouts.idle,
+        connect: () => this.connect(key),
+      });
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  private async route(key: string): Promise<Route> {
+    if (this.opts.mode === 'smarthost') {
+      const sh = this.opts.smarthost!;
+      if (net.isIP(sh.host)) return { kind: 'hosts', hosts: [{ host: sh.host, address: sh.host, port: sh.port, preference: 0 }] };
+      try {
+        const addrs = this.opts.resolver || (this.opts.dnsServers?.length ?? 0) > 0
+          ? [...await this.resolver.resolve4(sh.host).catch(() => []), ...await this.resolver.resolve6(sh.host).catch(() => [])]
+          : (await dnsp.lookup(sh.host, { all: true })).map((a) => a.address);
+        if (addrs.length === 0) return { kind: 'temporary', message: `smarthost ${sh.host} has no address` };
+        return { kind: 'hosts', hosts: addrs.map((address) => ({ host: sh.host, address, port: sh.port, preference: 0 })) };
+      } catch (err) {
+        return { kind: 'temporary', message: `smarthost ${sh.host}: ${(err as Error).message}` };
+      }
+    }
+    return resolveRoute(key, this.opts.mxPort, this.resolver, this.opts.random);
+  }
+
+  /** Opens a ready session to the first host of the route that will talk to us (next MX on connect failure or 4xx greeting). */
+  private async connect(key: string): Promise<SmtpConnection> {
+    const route = await this.route(key);
+    if (route.kind === 'permanent') {
+      throw new SessionFailure('route', { status: 'failed', reason: 'permanent' }, routeReply(route), route.message);
+    }
+    if (route.kind === 'temporary') {
+      throw new SessionFailure('route', { status: 'deferred', reason: 'connection', sameConnection: false }, null, route.message);
+    }
+    const sh = this.opts.mode === 'smarthost' ? this.opts.smarthost : undefined;
+    let last: SessionFailure | null = null;
+    for (const h of route.hosts) {
+      const target: Target = { host: h.host, address: h.address, port: h.port };
+      try {
+        return await SmtpConnection.open(target, {
+          heloName: this.opts.heloName,
+          tls: sh?.tls ?? this.opts.tls,
+          tlsRejectUnauthorized: this.opts.tlsRejectUnauthorized,
+          pipelining: this.opts.pipelining,
+          chunking: this.opts.chunking,
+          overQuotaPolicy: this.opts.overQuotaPolicy,
+          auth: sh?.auth,
+          timeouts: this.opts.timeouts,
+          chunkSize: this.opts.chunkSize,
+          observer: this.observer(),
+        });
+      } catch (err) {
+        if (!(err instanceof SessionFailure)) throw err;
+        last = err;
+        this.opts.log?.warn({ destination: key, host: h.host, address: h.address, stage: err.stage, reason: err.message }, 'connection attempt failed');
+        // A permanent AUTH failure is about our credentials, not the host: stop here.
+        if (err.verdict.status === 'failed') break;
+      }
+    }
+    throw last ?? new SessionFailure('route', { status: 'deferred', reason: 'connection', sameConnection: false }, null, `no host for ${key}`);
+  }
+
+  private observer() {
+    const m = this.opts.metrics;
+    if (!m) return undefined;
+    return {
+      reply: (r: Reply) => {
+        if (r.command) m.smtpReplies.inc({ command: r.command === 'helo' ? 'ehlo' : r.command === 'quit' ? 'rset' : r.command, code: String(r.code) });
+      },
+    };
+  }
+
+  private async deliverGroup(key: string, msg: OutboundMessage, rcpts: TxRecipient[]): Promise<DeliveryResult[]> {
+    const results = new Map<TxRecipient, DeliveryResult>();
+    let remaining = [...rcpts];
+    const pool = this.pool(key);
+    let conn: SmtpConnection | null = null;
+    let progress = true;
+    let stopReason: { verdict: Verdict; reply: Reply | null; note: string } | null = null;
+    try {
+      while (remaining.length > 0 && !this.closed) {
+        if (!conn || !conn.usable) {
+          if (conn) pool.release(conn);
+          conn = null;
+          if (!progress) break;
+          try {
+            conn = await pool.acquire();
+          } catch (err) {
+            const f = err instanceof SessionFailure ? err : null;
+            stopReason = {
+              verdict: f?.verdict ?? { status: 'deferred', reason: 'connection', sameConnection: false },
+              reply: f?.reply ?? null,
+              note: f?.message ?? (err as Error).message,
+            };
+            break;
+          }
+        }
+        const limit = this.limitFor(key);
+        const batch = remaining.slice(0, limit);
+        const rest = remaining.slice(limit);
+        const started = performance.now();
+        const r = await conn.send({
+          from: msg.from, recipients: batch, size: msg.size, eightBit: msg.eightBit, smtputf8: msg.smtputf8,
+          ret: msg.ret, envid: msg.envid,
+        }, msg.body);
+        this.observeTransaction(r, (performance.now() - started) / 1000);
+        if (r.learnedLimit !== null) this.learn(key, r.learnedLimit);
+        const again: TxRecipient[] = [];
+        r.recipients.forEach((res, i) => {
+          const rcpt = batch[i]!;
+          if (res.verdict.status === 'deferred' && res.verdict.sameConnection) again.push(rcpt);
+          else results.set(rcpt, { ...res, host: conn!.target.host });
+        });
+        const allDeferred = r.recipients.every((x) => x.verdict.status === 'deferred');
+        // Those the server called "too many" go first in the next transaction.
+        remaining = [...again, ...rest];
+        if (allDeferred) {
+          stopReason = { verdict: { status: 'deferred', reason: 'temporary_reply', sameConnection: false }, reply: null, note: 'not attempted: every recipient of the previous transaction was deferred' };
+          break;
+        }
+        progress = r.recipients.some((x) => x.verdict.status !== 'deferred');
+      }
+    } finally {
+      if (conn) pool.release(conn);
+    }
+    const fallback = stopReason ?? {
+      verdict: { status: 'deferred', reason: 'connection', sameConnection: false } as Verdict, reply: null, note: 'not attempted: the connection was lost',
+    };
+    for (const rcpt of remaining) {
+      if (results.has(rcpt)) continue;
+      const verdict: Verdict = fallback.verdict.status === 'deferred' ? { ...fallback.verdict, sameConnection: false } : fallback.verdict;
+      results.set(rcpt, { address: rcpt.address, verdict, reply: fallback.reply, rcptReply: null, class552: null, note: fallback.note, host: null });
+    }
+    const out = rcpts.map((r) => results.get(r)!);
+    const m = this.opts.metrics;
+    if (m) {
+      for (const o of out) if (o.verdict.status === 'deferred') m.retries.inc({ reason: o.verdict.reason });
+    }
+    return out;
+  }
+
+  private observeTransaction(r: TransactionResult, seconds: number): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    m.deliveryDuration.observe(seconds);
+    let delivered = 0;
+    let deferred = 0;
+    for (const x of r.recipients) {
+      if (x.class552) m.rcpt552.inc({ class: x.class552 });
+      if (x.verdict.status === 'accepted') delivered++;
+      else if (x.verdict.status === 'deferred') {
+        deferred++;
+        // Re-queued on this connection: counted here; final deferrals are counted per message.
+        if (x.verdict.sameConnection) m.retries.inc({ reason: x.verdict.reason });
+      }
+    }
+    const n = r.recipients.length;
+    const result = delivered === n ? 'delivered' : delivered > 0 ? 'partial' : deferred > 0 ? 'deferred' : 'failed';
+    if (result === 'partial') m.partialDeliveries.inc();
+    m.deliveryAttempts.inc({ result });
+  }
+}
+
+/** Builds engine options from the relay config's delivery section (seconds -> ms). */
+export function engineOptionsFromConfig(
+  d: import('../config.ts').RelayConfig['delivery'],
+  extra: { heloName: string; smarthostPassword?: string; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver },
+): EngineOptions {
+  const t = d.timeouts;
+  const ms = (s: number) => Math.round(s * 1000);
+  return {
+    mode: d.mode,
+    smarthost: d.smarthost
+      ? {
+        host: d.smarthost.host, port: d.smarthost.port, tls: d.smarthost.tls,
+        auth: d.smarthost.auth ? { username: d.smarthost.auth.username, password: extra.smarthostPassword ?? '' } : undefined,
+      }
+      : undefined,
+    mxPort: d.mxPort,
+    tls: d.tls,
+    tlsRejectUnauthorized: d.tlsRejectUnauthorized,
+    heloName: d.heloName ?? extra.heloName,
+    pipelining: d.pipelining,
+    chunking: d.chunking,
+    maxRecipientsPerTransaction: d.maxRecipientsPerTransaction,
+    concurrencyPerDestination: d.concurrencyPerDestination,
+    maxMessagesPerConnection: d.maxMessagesPerConnection,
+    destinations: d.destinations,
+    timeouts: {
+      connect: ms(t.connect), greeting: ms(t.greeting), command: ms(t.command), dataInit: ms(t.dataInit),
+      dataBlock: ms(t.dataBlock), dataTerm: ms(t.dataTerm), idle: ms(t.idle),
+    },
+    overQuotaPolicy: d.overQuotaPolicy,
+    dnsServers: d.dnsServers,
+    resolver: extra.resolver,
+    metrics: extra.metrics,
+    log: extra.log,
+  };
+}

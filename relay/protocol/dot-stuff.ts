@@ -1,0 +1,90 @@
+// Streaming dot-stuffing and line-ending normalisation (RFC 5321 §4.5.2), correct across
+// chunk boundaries. Seed 002: Exchange sent lines starting with "." unstuffed, so the
+// server saw an early end of data, the message arrived cut short and was retried forever.
+//
+//  - a "." at the start of any line (the first line too, and a line whose start falls in
+//    a later chunk) is doubled;
+//  - bare CR and bare LF become CRLF, so no "\n.\n" or "\r.\r" ever reaches the wire
+//    (this also closes the SMTP-smuggling hole: only CRLF.CRLF can end our data);
+//  - the body always ends with CRLF before the terminating ".".
+// With `stuff: false` it only normalises line endings, for BDAT (RFC 3030 §2: no stuffing).
+
+const CR = 13;
+const LF = 10;
+const DOT = 46;
+
+/** Pure streaming encoder: push chunks, get wire bytes; end() flushes and closes the body. */
+export class DotStuffer {
+  private atLineStart = true;
+  private pendingCR = false;
+  private total = 0;
+
+  constructor(private readonly opts: { stuff: boolean } = { stuff: true }) {}
+
+  /** Bytes emitted so far (the on-the-wire size, for BDAT chunk lengths and SIZE checks). */
+  get bytesOut(): number {
+    return this.total;
+  }
+
+  /** Encodes one chunk. */
+  push(chunk: Uint8Array): Buffer {
+    // Worst case: every byte is a bare LF/CR (2 bytes out) or a line-leading dot (2 bytes).
+    const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
+    let o = 0;
+    const stuff = this.opts.stuff;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (this.pendingCR) {
+        this.pendingCR = false;
+        out[o++] = CR;
+        out[o++] = LF;
+        this.atLineStart = true;
+        if (b === LF) continue; // that was a proper CRLF
+      }
+      if (b === CR) {
+        this.pendingCR = true; // decide when we see the next byte (it may be in the next chunk)
+      } else if (b === LF) {
+        out[o++] = CR;
+        out[o++] = LF;
+        this.atLineStart = true;
+      } else {
+        if (this.atLineStart && b === DOT && stuff) out[o++] = DOT;
+        out[o++] = b;
+        this.atLineStart = false;
+      }
+    }
+    this.total += o;
+    return out.subarray(0, o);
+  }
+
+  /** Flushes a trailing CR and makes sure the body ends with CRLF; with `terminate`, appends ".\r\n". */
+  end(terminate = this.opts.stuff): Buffer {
+    let s = '';
+    if (this.pendingCR) {
+      this.pendingCR = false;
+      s += '\r\n';
+      this.atLineStart = true;
+    }
+    if (!this.atLineStart) {
+      s += '\r\n';
+      this.atLineStart = true;
+    }
+    if (terminate) s += '.\r\n';
+    const b = Buffer.from(s, 'latin1');
+    this.total += b.length;
+    return b;
+  }
+}
+
+/** Encodes a whole body at once (convenience for small messages and tests). */
+export function dotStuff(body: Uint8Array, opts: { stuff: boolean; terminate?: boolean } = { stuff: true }): Buffer {
+  const s = new DotStuffer({ stuff: opts.stuff });
+  return Buffer.concat([s.push(body), s.end(opts.terminate ?? opts.stuff)]);
+}
+
+/** Reverses dot-stuffing of a received DATA payload (what a compliant server does; for tests and the inbound side). */
+export function unstuff(wire: Uint8Array): Buffer {
+  const text = Buffer.from(wire).toString('latin1');
+  const body = text.endsWith('\r\n.\r\n') ? text.slice(0, -3) : text === '.\r\n' ? '' : text;
+  return Buffer.from(body.replace(/(^|\r\n)\./g, '$1'), 'latin1');
+}
