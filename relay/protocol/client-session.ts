@@ -582,8 +582,11 @@ function buildResult(s: SessionState, tx: TxState, lost: { verdict: Verdict; rep
   const mailFailed = tx.mailReply !== null && tx.mailReply.code >= 300;
   const recipients: RecipientResult[] = tx.slots.map((sl) => {
     const base = { address: sl.rcpt.address, rcptReply: sl.reply, class552: sl.class552 };
+    // MAIL failed: the RCPT replies that followed (usually 503) say nothing about the mailboxes.
+    if (mailFailed && (sl.verdict === null || sl.reply !== null)) {
+      return { ...base, verdict: classifyFailure(tx.mailReply!, s.opts.overQuotaPolicy), reply: tx.mailReply };
+    }
     if (sl.verdict === null) {
-      if (mailFailed) return { ...base, verdict: classifyFailure(tx.mailReply!, s.opts.overQuotaPolicy), reply: tx.mailReply };
       if (lost) return { ...base, verdict: lost.verdict, reply: lost.reply, note: lost.note };
       // Never sent because the server said "too many" earlier in this lock-step transaction.
       const sameConnection = tx.learnedLimit !== null && tx.accepted > 0;
