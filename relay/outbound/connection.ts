@@ -60,6 +60,8 @@ export class SessionFailure extends Error {
 export type BodySource = () => Readable | AsyncIterable<Uint8Array>;
 
 const DEFAULT_CHUNK = 1024 * 1024;
+/** Pipelined BDAT segments allowed in flight without a reply. */
+const BDAT_WINDOW = 2;
 
 /** One SMTP client connection driving the pure session over a socket. */
 export class SmtpConnection {
@@ -319,7 +321,9 @@ export class SmtpConnection {
       this.flush();
       if (data.length) await this.writeChunk(data);
       this.dispatch({ type: 'bdat-chunk', last });
-      if (!pipelined && !last) await this.waitForBdatReply();
+      // Lock-step waits for each segment's reply; pipelined keeps at most BDAT_WINDOW segments
+      // unanswered, so an error reply stops the rest of a large message promptly.
+      if (!last) await this.waitForBdatReplies(pipelined ? BDAT_WINDOW - 1 : 0);
       return true;
     };
     for await (const chunk of source()) {
@@ -338,11 +342,12 @@ export class SmtpConnection {
     await sendSegment(Buffer.concat(pending), true);
   }
 
-  private waitForBdatReply(): Promise<void> {
-    if (!this.state.expect.some((e) => e.cmd === 'bdat')) return Promise.resolve();
+  private waitForBdatReplies(maxOutstanding: number): Promise<void> {
+    const outstanding = () => this.state.expect.filter((e) => e.cmd === 'bdat').length;
+    if (outstanding() <= maxOutstanding) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const check = () => {
-        if (this.closed || !this.state.expect.some((e) => e.cmd === 'bdat')) resolve();
+        if (this.closed || outstanding() <= maxOutstanding) resolve();
         else this.bdatWaiter = check;
       };
       this.bdatWaiter = check;

@@ -29,6 +29,12 @@ export interface OutboundMessage {
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   body: BodySource;
+  /**
+   * Called after every transaction with the recipients it settled (accepted, failed, or
+   * deferred to a later attempt); the engine waits for it before the next transaction,
+   * so the caller can record delivered recipients durably before anything else happens.
+   */
+  onTransaction?: (settled: DeliveryResult[]) => Promise<void>;
 }
 
 /** One recipient's result, with the host that gave it. */
@@ -241,11 +247,17 @@ export class DeliveryEngine {
         this.observeTransaction(r, (performance.now() - started) / 1000);
         if (r.learnedLimit !== null) this.learn(key, r.learnedLimit);
         const again: TxRecipient[] = [];
+        const settled: DeliveryResult[] = [];
         r.recipients.forEach((res, i) => {
           const rcpt = batch[i]!;
           if (res.verdict.status === 'deferred' && res.verdict.sameConnection) again.push(rcpt);
-          else results.set(rcpt, { ...res, host: conn!.target.host });
+          else {
+            const d = { ...res, host: conn!.target.host };
+            results.set(rcpt, d);
+            settled.push(d);
+          }
         });
+        if (msg.onTransaction && settled.length > 0) await msg.onTransaction(settled);
         const allDeferred = r.recipients.every((x) => x.verdict.status === 'deferred');
         // Those the server called "too many" go first in the next transaction.
         remaining = [...again, ...rest];
