@@ -117,6 +117,11 @@ export class ApiServer {
     this.core.store.compact();
   }
 
+  /** Ends every open watch cleanly (as a real server does when a watch times out); clients re-watch. */
+  endWatches(): void {
+    this.http.endWatches();
+  }
+
   /** Number of watch streams open now. */
   openWatches(): number {
     return this.http.openWatches();

@@ -90,7 +90,7 @@ describe('server-side apply', () => {
   });
 
   test('a second manager setting an owned field to a different value gets 409 Conflict; force=true takes it over', async () => {
-    const hpa = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'relay', namespace: 'default' }, spec: { replicas: 5 } };
+    const hpa = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'relay', namespace: 'default' }, spec: { replicas: 5 } } as V1StatefulSet;
     const conflict = await apiFailure(ssa(hpa, 'autoscaler'));
     assert.equal(conflict.code, 409);
     assert.equal(conflict.status.reason, 'Conflict');
