@@ -117,7 +117,7 @@ export const RelayConfigSchema = z.object({
     timeout: seconds(60).describe('on SIGTERM, how long to keep delivering before exit'),
   }).default({ timeout: 60 }),
   log: z.object({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('pino log level; logs are JSON lines on stdout'),
   }).default({ level: 'info' }),
 });
 
