@@ -3,7 +3,7 @@
 // and the status and scale subresources.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiextensionsV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, loadYaml, setHeaderOptions } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, Watch, loadYaml, setHeaderOptions } from '@kubernetes/client-node';
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { startApiServer } from './apiserver.ts';
 import type { ApiServer } from './apiserver.ts';
@@ -178,8 +178,16 @@ describe('custom resources', () => {
     assert.equal((list.items[0] as unknown as { kind: string }).kind, 'MailRelay', 'unstructured lists keep kind on items');
   });
 
-  test('deleting the CRD stops serving it and removes its objects', async () => {
+  test('deleting the CRD stops serving it, removes its objects and ends watches on them', async () => {
+    const events: string[] = [];
+    let ended = false;
+    const rv = (await custom.listNamespacedCustomObject({ ...G }) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    const ctl = await new Watch(server.kubeConfig()).watch('/apis/mailrelay.io/v1alpha1/namespaces/default/mailrelays', { resourceVersion: rv },
+      (type: string, obj: Relay) => events.push(`${type} ${obj.metadata.name}`), () => { ended = true; });
     await ext.deleteCustomResourceDefinition({ name: 'mailrelays.mailrelay.io' });
+    await waitFor('the watch to end', () => ended);
+    ctl.abort();
+    assert.deepEqual(events.sort(), ['DELETED applied', 'DELETED edge']);
     await waitFor('discovery to drop the group', async () => (await rawRequest(`${server.url}/apis/mailrelay.io/v1alpha1`, 'GET')).code === 404);
     const get = await apiFailure(custom.getNamespacedCustomObject({ ...G, name: 'edge' }));
     assert.equal(get.code, 404);
