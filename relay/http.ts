@@ -1,0 +1,52 @@
+// The relay's HTTP side: /metrics for Prometheus, /healthz (live) and /readyz (ready) for
+// the kubelet, and POST /drain to start a graceful drain on demand (the preStop hook).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+/** What the HTTP endpoints ask of the relay. */
+export interface HttpHandlers {
+  registry: Registry;
+  /** Refreshes gauges computed on demand (queue depth) just before a scrape. */
+  beforeScrape?: () => void;
+  live: () => boolean;
+  ready: () => { ok: boolean; reasons: string[] };
+  drain: () => void;
+}
+
+/** Starts the HTTP server; resolves with its port and a close function. */
+export async function startHttp(host: string, port: number, h: HttpHandlers): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    if (url === '/metrics' && req.method === 'GET') {
+      h.beforeScrape?.();
+      h.registry.metrics().then((text) => send(200, text, h.registry.contentType), (err: Error) => send(500, err.message));
+      return;
+    }
+    if (url === '/healthz') return send(h.live() ? 200 : 500, h.live() ? 'ok\n' : 'unhealthy\n');
+    if (url === '/readyz') {
+      const r = h.ready();
+      return send(r.ok ? 200 : 503, r.ok ? 'ready\n' : `not ready: ${r.reasons.join(', ')}\n`);
+    }
+    if (url === '/drain' && req.method === 'POST') {
+      h.drain();
+      return send(202, 'draining\n');
+    }
+    send(404, 'not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

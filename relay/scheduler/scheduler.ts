@@ -1,0 +1,257 @@
+// The delivery loop: picks due messages from the spool, hands their due recipients to the
+// engine, records every transaction's outcome durably before the next one, and turns
+// permanent failures and expiries into DSNs. Nothing that got a 250 is dropped: every
+// recipient ends delivered or bounced (or expired, which bounces too).
+import type { RelayMetrics } from '../metrics.ts';
+import type { DeliveryEngine, DeliveryResult } from '../outbound/engine.ts';
+import type { Spool } from '../spool/index.ts';
+import type { QueuedMessage, RecipientState, RecipientUpdate, SpoolRecipient } from '../spool/record.ts';
+import { buildDsn, dsnBodyType, shouldNotify } from '../dsn/index.ts';
+import type { DsnRecipient } from '../dsn/types.ts';
+import { type RetryPolicy, attemptsOf, expiredState, isExpired, nextState } from './backoff.ts';
+
+/** Logger subset the scheduler uses (pino fits). */
+export interface SchedulerLog {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+  error(o: object, msg?: string): void;
+}
+
+/** Scheduler settings and collaborators. */
+export interface SchedulerOptions {
+  spool: Spool;
+  engine: DeliveryEngine;
+  retry: RetryPolicy;
+  hostname: string;
+  /** Address bounces come from (with a null reverse-path). */
+  dsnFrom: string;
+  delayNotice: { enabled: boolean; afterSeconds: number };
+  /** Messages delivered at once. */
+  concurrency: number;
+  metrics?: RelayMetrics;
+  log?: SchedulerLog;
+  clock?: () => number;
+  random?: () => number;
+  /** Transforms a body before delivery (DKIM signing); identity by default. */
+  bodyFor?: (msg: QueuedMessage) => () => AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
+}
+
+const silent: SchedulerLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** Runs the delivery loop over a spool. */
+export class Scheduler {
+  private inflight = new Map<string, Promise<void>>();
+  private running = false;
+  private wake: (() => void) | null = null;
+  private loopDone: Promise<void> | null = null;
+  private readonly clock: () => number;
+  private readonly log: SchedulerLog;
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.clock = o.clock ?? Date.now;
+    this.log = o.log ?? silent;
+  }
+
+  /** Messages being delivered right now. */
+  get active(): number {
+    return this.inflight.size;
+  }
+
+  /** Starts the loop. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** Wakes the loop at once (a message was just accepted). */
+  kick(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Stops picking new work and waits (at most timeoutMs) for deliveries in flight. */
+  async stop(timeoutMs = 60_000): Promise<boolean> {
+    this.running = false;
+    this.kick();
+    await this.loopDone;
+    const all = Promise.all(this.inflight.values()).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), timeoutMs); });
+    const done = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  /** Delivers everything due now and waits for it (tests and `drain`). Returns how many messages ran. */
+  async runOnce(): Promise<number> {
+    const ids = this.o.spool.due(this.clock(), this.o.concurrency, new Set(this.inflight.keys()));
+    await Promise.all(ids.map((id) => this.track(id)));
+    return ids.length;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      const free = this.o.concurrency - this.inflight.size;
+      const ids = free > 0 ? this.o.spool.due(this.clock(), free, new Set(this.inflight.keys())) : [];
+      for (const id of ids) void this.track(id);
+      if (ids.length > 0 && this.inflight.size < this.o.concurrency) continue;
+      const next = this.o.spool.nextDueAt();
+      const wait = next === undefined ? 60_000 : Math.max(5, Math.min(60_000, next - this.clock()));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait);
+        t.unref();
+        this.wake = () => { clearTimeout(t); resolve(); };
+      });
+    }
+  }
+
+  private track(id: string): Promise<void> {
+    const existing = this.inflight.get(id);
+    if (existing) return existing;
+    const p = this.process(id)
+      .catch((err: unknown) => this.log.error({ id, err: (err as Error).message }, 'delivery of message failed; it stays queued'))
+      .finally(() => {
+        this.inflight.delete(id);
+        this.kick();
+      });
+    this.inflight.set(id, p);
+    return p;
+  }
+
+  private async process(id: string): Promise<void> {
+    const { spool, engine } = this.o;
+    const msg = await spool.load(id);
+    const now = this.clock();
+    const due = msg.recipients.filter((r) => r.state.state === 'pending' || (r.state.state === 'deferred' && r.state.nextAttemptAt <= now));
+    if (due.length === 0) return;
+
+    if (isExpired(msg.receivedAt, now, this.o.retry)) {
+      const updates = due.map((r) => ({
+        address: r.address,
+        state: expiredState(attemptsOf(r.state), now, r.state.state === 'deferred' ? r.state.lastReply : 'never attempted'),
+      }));
+      await this.settle(msg, updates, new Map());
+      return;
+    }
+
+    const byAddress = new Map(due.map((r) => [r.address, r]));
+    const recorded = new Set<string>();
+    const hosts = new Map<string, string | null>();
+    const record = async (results: DeliveryResult[]) => {
+      const t = this.clock();
+      const updates: RecipientUpdate[] = [];
+      for (const r of results) {
+        const prev = byAddress.get(r.address);
+        if (!prev || recorded.has(r.address)) continue;
+        recorded.add(r.address);
+        hosts.set(r.address, r.host);
+        updates.push({ address: r.address, state: nextState(prev.state, r, msg.receivedAt, t, this.o.retry, this.o.random) });
+      }
+      if (updates.length > 0) await this.settle(msg, updates, hosts);
+    };
+    const results = await engine.deliver({
+      id: msg.id,
+      from: msg.from,
+      recipients: due.map((r) => ({ address: r.address, notify: r.notify, orcpt: r.orcpt })),
+      size: msg.size,
+      eightBit: msg.bodyType === '8BITMIME',
+      smtputf8: msg.smtputf8,
+      ret: msg.ret,
+      envid: msg.envid,
+      body: this.o.bodyFor ? this.o.bodyFor(msg) as () => AsyncIterable<Uint8Array> : () => spool.openBody(id),
+      onTransaction: record,
+    });
+    await record(results);
+  }
+
+  /**
+   * Sends the DSNs an update calls for FIRST (a crash then means a duplicate notice, never a
+   * lost one), then records the states durably, then counts them.
+   */
+  private async settle(msg: QueuedMessage, updates: RecipientUpdate[], hosts: Map<string, string | null>): Promise<void> {
+    const now = this.clock();
+    const rcpt = new Map(msg.recipients.map((r) => [r.address, r]));
+    const failed: DsnRecipient[] = [];
+    const delayed: DsnRecipient[] = [];
+    for (const u of updates) {
+      const r = rcpt.get(u.address)!;
+      const remoteMta = hosts.get(u.address) ? `dns; ${hosts.get(u.address)}` : undefined;
+      if (u.state.state === 'failed' && shouldNotify(r.notify, 'failed')) {
+        failed.push(dsnRecipient(r, u.state, 'failed', remoteMta));
+      } else if (
+        u.state.state === 'deferred' && this.o.delayNotice.enabled && !r.delayNotified &&
+        now - msg.receivedAt >= this.o.delayNotice.afterSeconds * 1000 && shouldNotify(r.notify, 'delayed')
+      ) {
+        delayed.push({ ...dsnRecipient(r, u.state, 'delayed', remoteMta), willRetryUntil: msg.receivedAt + this.o.retry.maxAge * 1000 });
+        u.delayNotified = true;
+      }
+    }
+    // RFC 5321 §4.5.5 / §6.1: never bounce a bounce (null reverse-path).
+    if (msg.from !== '') {
+      if (failed.length > 0) await this.sendDsn(msg, failed);
+      if (delayed.length > 0) await this.sendDsn(msg, delayed);
+    }
+    const result = await this.o.spool.updateRecipients(msg.id, updates);
+    this.observe(msg, updates, now);
+    for (const u of updates) {
+      const st = u.state;
+      const line = { id: msg.id, rcpt: u.address, state: st.state, reply: 'reply' in st ? st.reply : st.state === 'deferred' ? st.lastReply : undefined, attempts: attemptsOf(st) };
+      if (st.state === 'failed' || st.state === 'deferred') this.log.warn(line, 'delivery outcome');
+      else this.log.info(line, 'delivery outcome');
+    }
+    if (result.completed) this.log.info({ id: msg.id }, 'message complete, removed from spool');
+  }
+
+  private async sendDsn(msg: QueuedMessage, recipients: DsnRecipient[]): Promise<void> {
+    const kind = recipients[0]!.action === 'delayed' ? 'delay' : 'bounce';
+    const bytes = await buildDsn({
+      reportingMta: this.o.hostname,
+      from: this.o.dsnFrom.includes('@') ? this.o.dsnFrom : `${this.o.dsnFrom}@${this.o.hostname}`,
+      to: msg.from,
+      envid: msg.envid,
+      arrivalDate: msg.receivedAt,
+      recipients,
+      ret: msg.ret ?? 'HDRS',
+      originalMessage: this.o.spool.openBody(msg.id),
+      now: this.clock(),
+    });
+    const dsn = await this.o.spool.accept(
+      { from: '', recipients: [{ address: msg.from }], receivedAt: this.clock(), bodyType: dsnBodyType(bytes) },
+      bytes,
+    );
+    this.o.metrics?.dsnSent.inc({ type: kind });
+    this.log.info({ id: dsn.id, for: msg.id, type: kind, to: msg.from, recipients: recipients.length }, 'DSN queued');
+    this.kick();
+  }
+
+  private observe(msg: QueuedMessage, updates: RecipientUpdate[], now: number): void {
+    const m = this.o.metrics;
+    if (!m) return;
+    for (const u of updates) {
+      const s = u.state;
+      if (s.state === 'delivered') m.recipients.inc({ outcome: 'delivered' });
+      else if (s.state === 'deferred') m.recipients.inc({ outcome: 'deferred' });
+      else if (s.state === 'failed') m.recipients.inc({ outcome: s.reason === 'expired' ? 'expired' : 'bounced' });
+      if (s.state === 'delivered' || s.state === 'failed') m.queueResidence.observe((now - msg.receivedAt) / 1000);
+    }
+  }
+}
+
+function dsnRecipient(r: SpoolRecipient, s: RecipientState, action: 'failed' | 'delayed', remoteMta: string | undefined): DsnRecipient {
+  const reply = s.state === 'failed' ? s.reply : s.state === 'deferred' ? s.lastReply : '';
+  // The status is the reply's enhanced code when it has one, else derived from its class.
+  const enh = /^(?:\d{3} )?([245]\.\d{1,3}\.\d{1,3})/.exec(reply)?.[1];
+  const code = /^([245])\d\d/.exec(reply)?.[1];
+  const status = enh ?? (code ? `${code}.0.0` : action === 'failed' ? '5.0.0' : '4.0.0');
+  return {
+    address: r.address,
+    orcpt: r.orcpt,
+    action,
+    status: s.state === 'failed' && s.reason === 'expired' ? '4.4.7' : status,
+    remoteMta,
+    diagnostic: reply,
+    lastAttemptAt: 'at' in s ? s.at : undefined,
+  };
+}

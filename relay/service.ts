@@ -1,0 +1,176 @@
+// One relay process: inbound SMTP -> durable spool -> scheduler -> delivery engine, plus
+// metrics/health over HTTP and a graceful drain. This is the only place they are wired.
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:fs';
+import { access, writeFile, unlink, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import pino from 'pino';
+import type { RelayConfig } from './config.ts';
+import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { DeliveryEngine, engineOptionsFromConfig } from './outbound/engine.ts';
+import type { MxResolver } from './outbound/mx.ts';
+import { Spool } from './spool/index.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
+import { startInbound } from './inbound/server.ts';
+import { startHttp } from './http.ts';
+
+/** Hooks tests use to run a relay deterministically. */
+export interface RelayRuntimeOptions {
+  log?: pino.Logger;
+  resolver?: MxResolver;
+  clock?: () => number;
+  random?: () => number;
+  /** Scheduler concurrency (messages in flight). */
+  concurrency?: number;
+}
+
+/** A running relay. */
+export interface RelayHandle {
+  smtpPort: number;
+  httpPort: number;
+  metrics: RelayMetrics;
+  spool: Spool;
+  scheduler: Scheduler;
+  engine: DeliveryEngine;
+  /** Starts the drain: 421 to new sessions, deliver what is due, then stop. Resolves when stopped. */
+  drain(timeoutMs?: number): Promise<void>;
+  /** Stops at once (in-flight deliveries are abandoned; the spool keeps them). */
+  close(): Promise<void>;
+}
+
+/** Creates the spool directory, or fails with a message that names the directory and the cause. */
+async function prepareSpoolDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    // mkdir -p on a read-only mount reports ENOENT; ask the parent for the real reason.
+    let cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    try {
+      await access(dirname(dir), constants.W_OK);
+    } catch (perr) {
+      cause = (perr as NodeJS.ErrnoException).code ?? cause;
+    }
+    const why = cause === 'EROFS' ? 'read-only file system' : cause === 'ENOSPC' ? 'no space left' : cause;
+    throw new Error(`spool directory ${dir} is not writable (${why}: ${cause})`);
+  }
+}
+
+/** Starts a relay from a validated config. */
+export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = {}): Promise<RelayHandle> {
+  const log = rt.log ?? pino({ level: config.log.level, base: { component: 'relay' } });
+  const hostname = config.inbound.hostname ?? os.hostname();
+  const metrics = createRelayMetrics();
+  await prepareSpoolDir(config.spool.dir);
+  const spool = await Spool.open(config.spool.dir, { fsync: config.spool.fsync, log, clock: rt.clock });
+  const smarthostPassword = config.delivery.smarthost?.auth
+    ? readFileSync(config.delivery.smarthost.auth.passwordFile, 'utf8').replace(/\r?\n$/, '')
+    : undefined;
+  const engine = new DeliveryEngine({
+    ...engineOptionsFromConfig(config.delivery, { heloName: hostname, smarthostPassword, metrics, log, resolver: rt.resolver }),
+    random: rt.random,
+  });
+  const scheduler = new Scheduler({
+    spool, engine, hostname, metrics, log, clock: rt.clock, random: rt.random,
+    retry: config.delivery.retry,
+    dsnFrom: config.dsn.from,
+    delayNotice: { enabled: config.dsn.delayNotice, afterSeconds: config.dsn.delayAfter },
+    concurrency: rt.concurrency ?? 64,
+  });
+
+  let draining = false;
+  let spoolWritable = true;
+  let lastProbe = 0;
+  const probeSpool = () => {
+    const now = Date.now();
+    if (now - lastProbe < 5000) return;
+    lastProbe = now;
+    const f = join(config.spool.dir, '.ready-probe');
+    writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
+  };
+
+  const inbound = await startInbound({
+    config: config.inbound,
+    hostname,
+    metrics,
+    log,
+    sink: {
+      accept: async (envelope, body) => {
+        try {
+          const m = await spool.accept(envelope, body);
+          spoolWritable = true;
+          scheduler.kick();
+          return { id: m.id };
+        } catch (err) {
+          // A full or read-only spool makes the pod unready at once, so the Service sends
+          // new sessions to a sibling until the probe sees the spool writable again.
+          const kind = (err as { kind?: string }).kind;
+          if (kind === 'no_space' || kind === 'read_only') {
+            spoolWritable = false;
+            lastProbe = Date.now();
+          }
+          throw err;
+        }
+      },
+    },
+  });
+
+  let drainPromise: Promise<void> | null = null;
+  const drain = (timeoutMs = config.drain.timeout * 1000): Promise<void> => {
+    drainPromise ??= (async () => {
+      draining = true;
+      metrics.draining.set(1);
+      log.info({ timeoutMs }, 'draining: refusing new sessions, delivering what is due');
+      inbound.stopAccepting();
+      const deadline = Date.now() + timeoutMs;
+      // Keep delivering until nothing is due or the grace period is nearly spent; what is
+      // deferred stays on the (retained) spool volume for the next pod with this ordinal.
+      while (Date.now() < deadline - 1000) {
+        const due = spool.due((rt.clock ?? Date.now)(), 1).length;
+        if (due === 0 && scheduler.active === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const finished = await scheduler.stop(Math.max(1000, deadline - Date.now()));
+      log.info({ finished, queued: spool.stats().messages }, 'drain complete');
+      await shutdown();
+    })();
+    return drainPromise;
+  };
+
+  const http = await startHttp(config.http.host, config.http.port, {
+    registry: metrics.registry,
+    beforeScrape: () => {
+      const s = spool.stats();
+      metrics.queueMessages.set({ state: 'queued' }, s.byState.queued);
+      metrics.queueMessages.set({ state: 'deferred' }, s.byState.deferred);
+      metrics.queueOldestAge.set(s.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - s.oldestReceivedAt) / 1000));
+    },
+    live: () => true,
+    ready: () => {
+      probeSpool();
+      const reasons = [...(draining ? ['draining'] : []), ...(spoolWritable ? [] : ['spool not writable'])];
+      return { ok: reasons.length === 0, reasons };
+    },
+    drain: () => void drain(),
+  });
+
+  let closed = false;
+  const shutdown = async () => {
+    if (closed) return;
+    closed = true;
+    await inbound.close();
+    await scheduler.stop(0);
+    await engine.close();
+    await spool.close();
+    await http.close();
+  };
+
+  scheduler.start();
+  log.info({ smtp: inbound.port, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
+  return {
+    smtpPort: inbound.port, httpPort: http.port, metrics, spool, scheduler, engine,
+    drain,
+    close: shutdown,
+  };
+}
