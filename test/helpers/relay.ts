@@ -33,7 +33,7 @@ export function testRelayConfig(peerPort: number, overrides: RelayConfigInput = 
     drain: { timeout: 5 },
     log: { level: 'warn' },
   };
-  return merge(base as Record<string, unknown>, overrides as Record<string, unknown>) as RelayConfigInput;
+  return merge(base, overrides);
 }
 
 /** Starts an in-process relay delivering to 127.0.0.1:peerPort. */
