@@ -22,7 +22,7 @@ function startChild(configFile: string): Promise<{ child: ChildProcess; smtpPort
   const child = spawn(process.execPath, [bin, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('relay did not start')), 20_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const o = JSON.parse(line) as { msg?: string; smtp?: number };
         if (o.msg === 'relay started' && o.smtp) {
