@@ -8,7 +8,7 @@ import { readdirSync, statSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
-const roots = ['relay', 'operator', 'test'];
+const roots = ['relay', 'operator', 'test', 'scripts'];
 const filters = process.argv.slice(2);
 
 function walk(dir, out) {

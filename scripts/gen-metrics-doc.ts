@@ -1,0 +1,40 @@
+// Generates docs/metrics.md from the metric declarations (relay/metrics.ts and
+// operator/metrics.ts): `npx tsx scripts/gen-metrics-doc.ts > docs/metrics.md`.
+// scripts/metrics-doc.test.ts fails when the committed file is stale.
+import { createRelayMetrics } from '../relay/metrics.ts';
+import { createOperatorMetrics } from '../operator/metrics.ts';
+
+async function table(title: string, registry: import('prom-client').Registry): Promise<string[]> {
+  const out = [`## ${title}`, '', '| metric | type | labels | what it counts |', '|---|---|---|---|'];
+  const metrics = await registry.getMetricsAsJSON();
+  for (const m of metrics.sort((a, b) => a.name.localeCompare(b.name))) {
+    const labels = new Set<string>();
+    const inner = (registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames ?? [];
+    for (const l of inner) labels.add(l);
+    out.push(`| \`${m.name}\` | ${m.type} | ${[...labels].map((l) => `\`${l}\``).join(', ')} | ${m.help} |`);
+  }
+  return out;
+}
+
+/** Renders the Markdown reference (process metrics from prom-client's defaults are left out). */
+export async function metricsDoc(): Promise<string> {
+  const relay = createRelayMetrics(undefined, { defaultMetrics: false });
+  const operator = createOperatorMetrics(undefined, { defaultMetrics: false });
+  return [
+    '# Metrics',
+    '',
+    'Generated from `relay/metrics.ts` and `operator/metrics.ts` by `npx tsx scripts/gen-metrics-doc.ts > docs/metrics.md`.',
+    'These names and labels are a contract: the chart\'s dashboards and alerts use them. Label values are',
+    'bounded enums; no label ever carries a recipient, a domain or a message id. Both processes also',
+    'export prom-client\'s process metrics, prefixed `mailrelay_process_` and `mailrelay_operator_process_`.',
+    '',
+    'The relay serves them on `http.port` (default 9090) at `/metrics`; the operator on its metrics port (8080).',
+    '',
+    ...(await table('Relay', relay.registry)),
+    '',
+    ...(await table('Operator', operator.registry)),
+    '',
+  ].join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.stdout.write(await metricsDoc());
