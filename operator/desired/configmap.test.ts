@@ -1,0 +1,79 @@
+// spec -> relay config: the mapping, the relay's own schema as the final check (with
+// its complaints mapped back to spec fields), and no secret value in the ConfigMap.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from 'yaml';
+import { parseRelayConfig } from '../../relay/config.ts';
+import { secretInput } from '../api/inputs.ts';
+import { InvalidMailRelayError, type MailRelay, type MailRelaySpec } from '../api/mailrelay.ts';
+import { buildConfigMap, buildRelayConfig, specFieldOfRelayPath } from './configmap.ts';
+import { deepFreeze, loadExample } from './fixtures.ts';
+
+const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail' }, spec });
+
+describe('buildRelayConfig', () => {
+  it('maps the full example onto the relay config, with files at the mount paths', () => {
+    const { mr, inputs } = loadExample('examples/mailrelay-full.yaml');
+    const cfg = parseRelayConfig(buildRelayConfig(deepFreeze(mr), deepFreeze(inputs)));
+    assert.equal(cfg.inbound.port, 2525);
+    assert.deepEqual(cfg.inbound.relayNetworks, ['10.0.0.0/8', 'fd00::/8']);
+    assert.equal(cfg.inbound.maxMessageSize, 35 * 1024 * 1024);
+    assert.deepEqual(cfg.inbound.tls, { certFile: '/etc/mailrelay/tls/tls.crt', keyFile: '/etc/mailrelay/tls/tls.key' });
+    assert.equal(cfg.inbound.authUsersFile, '/etc/mailrelay/secrets/auth/users');
+    assert.equal(cfg.spool.dir, '/var/spool/mailrelay');
+    assert.equal(cfg.http.port, 9090);
+    assert.equal(cfg.drain.timeout, 120);
+    assert.equal(cfg.log.level, 'debug');
+    const d = cfg.delivery;
+    assert.equal(d.mode, 'smarthost');
+    assert.deepEqual(d.smarthost, { host: 'smtp.example.net', port: 465, tls: 'implicit', auth: { username: 'relay@example.com', passwordFile: '/etc/mailrelay/secrets/smarthost/password' } });
+    assert.equal(d.heloName, 'relay.example.com');
+    assert.equal(d.pipelining, true);
+    assert.equal(d.chunking, false);
+    assert.equal(d.maxRecipientsPerTransaction, 50);
+    assert.equal(d.concurrencyPerDestination, 4);
+    assert.deepEqual(d.retry.schedule, [60, 300, 1800, 7200]);
+    assert.equal(d.retry.maxAge, 72 * 3600);
+    assert.equal(d.overQuotaPolicy, 'retry');
+    assert.deepEqual(d.dkim, { domain: 'example.com', selector: 'relay2024', keyFile: '/etc/mailrelay/secrets/dkim/private.key' });
+  });
+
+  it('leaves TLS, AUTH, smarthost and DKIM out when the spec has none', () => {
+    const cfg = parseRelayConfig(buildRelayConfig(relay({}), { secrets: {} }));
+    assert.equal(cfg.inbound.tls, undefined);
+    assert.equal(cfg.inbound.authUsersFile, undefined);
+    assert.equal(cfg.delivery.mode, 'mx');
+    assert.equal(cfg.delivery.smarthost, undefined);
+    assert.equal(cfg.delivery.dkim, undefined);
+    assert.deepEqual(cfg.inbound.relayNetworks, []);
+  });
+
+  it('reports what the relay schema rejects under the spec field it came from', () => {
+    // 0.5 bytes passes the quantity check but is no whole byte count for the relay.
+    assert.throws(() => buildRelayConfig(relay({ maxMessageSize: '500m' }), { secrets: {} }), (e: unknown) => {
+      assert.ok(e instanceof InvalidMailRelayError);
+      assert.deepEqual(e.problems.map((p) => [p.field, p.reason]), [['spec.maxMessageSize', 'InvalidRelayConfig']]);
+      return true;
+    });
+  });
+
+  it('maps relay config paths to spec fields', () => {
+    assert.equal(specFieldOfRelayPath('inbound.relayNetworks.1'), 'spec.relayNetworks[1]');
+    assert.equal(specFieldOfRelayPath('delivery.retry.schedule.0'), 'spec.delivery.retry.schedule[0]');
+    assert.equal(specFieldOfRelayPath('delivery.smarthost.auth.username'), 'spec.delivery.smarthost.credentialsSecretRef.usernameKey');
+    assert.equal(specFieldOfRelayPath('drain.timeout'), 'spec.drainTimeout');
+    assert.equal(specFieldOfRelayPath('something.else'), 'spec');
+  });
+});
+
+describe('buildConfigMap', () => {
+  it('carries relay.yaml and no secret value', () => {
+    const spec: MailRelaySpec = { delivery: { mode: 'smarthost', smarthost: { host: 'h', credentialsSecretRef: { name: 'c' } } } };
+    const secrets = { c: secretInput({ stringData: { username: 'me', password: 'hunter2-very-secret' } }, ['username']) };
+    const cm = buildConfigMap(relay(spec), { secrets });
+    const text = (cm.data as Record<string, string>)['relay.yaml'] ?? '';
+    assert.ok(!text.includes('hunter2-very-secret'));
+    assert.equal((parse(text) as { delivery: { smarthost: { auth: { username: string } } } }).delivery.smarthost.auth.username, 'me');
+    assert.equal(cm.metadata.name, 'relay-config');
+  });
+});

@@ -1,0 +1,27 @@
+// The ServiceMonitor (Prometheus Operator). It selects the headless Service, so every
+// relay is scraped, including not-ready and draining ones whose queue is what a
+// scale-down waits on; selecting both Services would scrape each pod twice.
+import type { MailRelayInputs } from '../api/inputs.ts';
+import { withDefaults, type MailRelay } from '../api/mailrelay.ts';
+import { METRICS_PORT_NAME } from './layout.ts';
+import { selectorLabels, sortedKeys } from './labels.ts';
+import { childMeta, type KubeObject } from './meta.ts';
+import { childNames } from './names.ts';
+import { SERVICE_ROLE_LABEL } from './service.ts';
+
+/** The ServiceMonitor, or undefined when disabled or when the cluster has no monitoring.coreos.com CRDs. */
+export function buildServiceMonitor(mr: MailRelay, inputs: Pick<MailRelayInputs, 'capabilities'>): KubeObject | undefined {
+  const sm = withDefaults(mr.spec).monitoring.serviceMonitor;
+  if (!sm.enabled || !inputs.capabilities?.serviceMonitor) return undefined;
+  const endpoint: Record<string, unknown> = { port: METRICS_PORT_NAME, path: '/metrics', scheme: 'http' };
+  if (sm.interval) endpoint.interval = sm.interval;
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'ServiceMonitor',
+    metadata: childMeta(mr, childNames(mr).serviceMonitor, { labels: sortedKeys(sm.labels ?? {}) }),
+    spec: {
+      selector: { matchLabels: sortedKeys({ ...selectorLabels(mr), [SERVICE_ROLE_LABEL]: 'headless' }) },
+      endpoints: [endpoint],
+    },
+  };
+}
