@@ -18,6 +18,7 @@
 //    per session instead (session.disabledCommands), see policy.authOffered.
 import os from 'node:os';
 import { readFile, stat } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import type {
   SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerError,
@@ -72,8 +73,12 @@ export interface InboundServer {
   readonly port: number;
   /** Graceful drain: new sessions and new transactions get 421 4.3.2; transactions in progress finish. */
   stopAccepting(): void;
-  /** Closes the listener and every session (421 4.3.2); resolves once sinks in progress have settled and sockets are gone. */
-  close(): Promise<void>;
+  /**
+   * Closes the listener and every session with 421 4.3.2. Messages already in DATA get up
+   * to `graceMs` (default 10 s) to be stored and answered first; resolves once every sink
+   * call has settled and the sockets are gone.
+   */
+  close(graceMs?: number): Promise<void>;
   /** Sessions currently open (counted against the connection limits). */
   sessions(): number;
   /** Transactions in progress: MAIL accepted and no final reply yet. */
@@ -142,6 +147,12 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
   let counted = 0;
   let draining = false;
   const pendingAccepts = new Set<Promise<unknown>>();
+  // Woken whenever a DATA phase ends, so close() can wait for messages in flight.
+  let dataEnded: (() => void)[] = [];
+  const inDataCount = (): number => [...sessions.values()].filter((s) => s.inData).length;
+  const noDataInFlight = async (): Promise<void> => {
+    while (inDataCount() > 0) await new Promise<void>((resolve) => dataEnded.push(resolve));
+  };
 
   const baseDisabled = [...ALWAYS_DISABLED, ...(users ? [] : ['AUTH']), ...(tlsFiles && !config.implicitTls ? [] : ['STARTTLS'])];
   const setAuthAvailability = (session: SMTPServerSession): void => {
@@ -220,7 +231,12 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
   ): void => {
     const s = sessions.get(session.id);
     const username = auth.username ?? '';
-    const fail = (r: PolicyReply): void => cb(reject(r, session, { user: username, method: auth.method }));
+    const fail = (r: PolicyReply): void => {
+      // A 421 after repeated failures ends the session (smtp-server closes on any 421),
+      // so one connection cannot try passwords forever.
+      const failures = r === REPLIES.authFailed && s ? ++s.authFailures : 0;
+      cb(reject(failures >= 3 ? REPLIES.tooManyAuthFailures : r, session, { user: username, method: auth.method }));
+    };
     if (!users || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return fail(REPLIES.authFailed);
     // RFC 4616 §2: an authzid other than the authcid asks to act as someone else; we have no such roles.
     if (auth.authzid && auth.authcid && auth.authzid !== auth.authcid) return fail(REPLIES.authFailed);
@@ -230,11 +246,7 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
         cb(null, { user: username });
         return;
       }
-      if (result === 'unavailable') return fail(REPLIES.authUnavailable);
-      // A 421 after repeated failures ends the session (smtp-server closes on any 421),
-      // so one connection cannot try passwords forever.
-      const failures = s ? ++s.authFailures : 1;
-      fail(failures >= 3 ? REPLIES.tooManyAuthFailures : REPLIES.authFailed);
+      fail(result === 'unavailable' ? REPLIES.authUnavailable : REPLIES.authFailed);
     }, (err: unknown) => {
       log.error({ session: session.id, err }, 'password check failed');
       fail(REPLIES.authUnavailable);
@@ -357,7 +369,6 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       }
       msg.discard();
       const outcome = await msg.done;
-      if (s) s.inData = false;
       if (outcome === 'aborted') {
         // Nobody to answer. A sink that stored it anyway only leads to a duplicate when the client retries.
         log.info({ ...facts, stored: stored?.id }, 'client went away during DATA');
@@ -391,6 +402,10 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
         cb(smtpError(REPLIES.spoolError));
       })
       .finally(() => {
+        if (s) s.inData = false;
+        const wake = dataEnded;
+        dataEnded = [];
+        for (const w of wake) w();
         if (draining && s) setImmediate(() => kickIfIdle(s));
       });
   };
@@ -454,6 +469,8 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     tlsTimer = setInterval(() => {
       readTls(tlsFiles).then((next) => {
         if (next.fingerprint === tlsState?.fingerprint) return;
+        // Half-written renewals (new key, old cert) throw here, before smtp-server's options are touched.
+        createSecureContext({ key: next.key, cert: next.cert });
         server.updateSecureContext({ key: next.key, cert: next.cert });
         tlsState = next;
         log.info({ certFile: tlsFiles.certFile }, 'TLS certificate reloaded');
@@ -471,13 +488,21 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       log.info({ sessions: counted }, 'inbound draining: refusing new sessions and transactions');
       for (const s of sessions.values()) kickIfIdle(s);
     },
-    close() {
+    close(graceMs = 10_000) {
       closing ??= (async () => {
         draining = true;
         if (tlsTimer) clearInterval(tlsTimer);
-        for (const s of sessions.values()) {
+        const shut = (s: SessionState): void => {
           if (!s.conn._closing && !s.conn._closed) s.conn.send(421, replyMessage(REPLIES.shuttingDown));
-        }
+        };
+        for (const s of sessions.values()) if (!s.inData) shut(s);
+        // A 421 in place of the 250 for a message the sink then stores makes the client send it twice.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([noDataInFlight(), new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        })]);
+        clearTimeout(timer);
+        for (const s of sessions.values()) shut(s);
         await Promise.allSettled([...pendingAccepts]);
         await new Promise<void>((resolve) => server.close(() => resolve()));
         log.info('inbound SMTP closed');
