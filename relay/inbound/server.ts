@@ -436,6 +436,11 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     // is global and only applies when STARTTLS is configured.
     allowInsecureAuth: true,
     disabledCommands: baseDisabled,
+    // The limits are enforced in onConnect (with enhanced codes, per IP). Connections still
+    // in smtp-server's pre-greeting phase (early-talker delay, reverse DNS) are not counted
+    // there yet; this backstop bounds a flood of those. Its 421 carries no enhanced code,
+    // which RFC 2034 §3 allows in place of a greeting.
+    maxClients: config.maxConnections * 2,
     socketTimeout: config.socketTimeout * 1000,
     closeTimeout: 10_000,
     disableReverseLookup: opts.reverseDns === false,
