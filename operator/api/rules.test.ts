@@ -38,7 +38,11 @@ describe('cross-field rules', () => {
     it(`${rule.id}: CEL in the CRD at "${rule.at || '(root)'}" with the shared message`, () => {
       const list = (nodeAt(schema, rule.at)['x-kubernetes-validations'] ?? []) as { rule: string; message: string; fieldPath?: string }[];
       assert.ok(list.some((r) => r.rule === rule.cel && r.message === rule.message && r.fieldPath === rule.fieldPath), JSON.stringify(list));
-      if (rule.fieldPath) assert.ok(rule.fieldPath.startsWith('.'), 'fieldPath is relative to the node');
+      if (rule.fieldPath) {
+        // The API server rejects a CRD whose fieldPath names no field of the schema.
+        assert.match(rule.fieldPath, /^\.[A-Za-z]+$/);
+        assert.ok(nodeAt(schema, rule.at).properties?.[rule.fieldPath.slice(1)], `${rule.id}: ${rule.fieldPath} is not a field at "${rule.at}"`);
+      }
     });
     if (!rule.holds) {
       it(`${rule.id}: a transition rule (compares with oldSelf), so only the API server checks it`, () => {

@@ -36,7 +36,7 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
     at: '',
     cel: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52",
     message: 'metadata.name must be a DNS-1035 label of at most 52 characters (pods are named <name>-<ordinal>, and the StatefulSet revision label must fit in 63)',
-    fieldPath: '.metadata.name',
+    // No fieldPath: the API server checks it against the schema, which has no metadata.name.
     field: 'metadata.name',
     holds: (_s, name) => /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(name) && name.length <= 52,
   },
