@@ -446,6 +446,14 @@ describe('fault-server: session options', () => {
     assert.equal(s.transactions.at(-1)?.secure, true);
   });
 
+  it('listens on ::1 when asked', async () => {
+    const s = await start({ host: '::1' });
+    assert.equal(s.host, '::1');
+    const c = await connectWire(s.port, '::1');
+    assert.match(await c.readReply(), /^220 /);
+    c.destroy();
+  });
+
   it('without tls there is no STARTTLS', async () => {
     const s = await start();
     const { c, ehlo } = await session(s);

@@ -60,6 +60,8 @@ export interface FaultServerOptions {
   rcptReply?: (address: string, tx: FaultTransaction) => string | undefined;
   /** Idle timeout of a connection in ms (default 30000). */
   socketTimeoutMs?: number;
+  /** Loopback address to listen on (default 127.0.0.1). */
+  host?: '127.0.0.1' | '::1';
 }
 
 /** A recipient refused at RCPT, with the exact reply line(s) sent. */
@@ -295,7 +297,7 @@ interface ConnState {
 
 /** Starts a fault server on 127.0.0.1, port 0. */
 export async function startFaultServer(opts: FaultServerOptions = {}): Promise<FaultServer> {
-  const host = '127.0.0.1';
+  const host = opts.host ?? '127.0.0.1';
   const enhanced = opts.enhancedStatusCodes ?? true;
   const limitReply = opts.limitReply ?? (enhanced ? '452 4.5.3 Too many recipients' : '452 Too many recipients');
   parseExact(limitReply);

@@ -2,7 +2,9 @@
 // dump files hold, and that the load generator's count arrives.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { runSmtpSource, startSmtpSink } from './postfix.ts';
 import type { SmtpSink, SmtpSinkOptions } from './postfix.ts';
@@ -121,8 +123,11 @@ describe('smtp-source → smtp-sink', () => {
     await s.waitForCounters((c) => c.messages === 60, 10_000);
   });
 
-  it('reuses connections with -d, and the dump shows its envelope', async () => {
-    const s = await start({ dump: true });
+  it('reuses connections with -d, and the dump (in a given directory) shows its envelope', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sink-dump-test-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const s = await start({ dumpDir: dir });
+    assert.equal(s.dumpDir, dir);
     const r = await runSmtpSource({ port: s.port, messages: 5, sessions: 1, reuseConnection: true, recipientsPerMessage: 2, to: 'to@dst.test', from: 'f@src.test', heloName: 'source.test', subject: 'load' });
     assert.equal(r.code, 0, r.stderr);
     await s.waitForCounters((c) => c.messages === 5 && c.sessions === 1, 10_000);

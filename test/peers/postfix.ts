@@ -54,8 +54,10 @@ export interface SmtpSinkOptions {
   esmtp?: boolean;
   /** Hostname in greeting and HELO/EHLO replies (-h; default smtp-sink's `smtp-sink`). */
   hostname?: string;
-  /** Dump each message to a file: true for a temporary directory (removed on close), or a directory path. */
-  dump?: boolean | string;
+  /** Dump each message to a file in a temporary directory (removed on close); see messages(). */
+  dump?: boolean;
+  /** Dump each message to a file in this directory instead (kept; made world-writable when running as root). */
+  dumpDir?: string;
   /** Commands to reject with the hard reply (-f; implies no PIPELINING), e.g. ['RCPT'] or ['.']. */
   hardReject?: string[];
   /** Commands to reject with the soft reply (-r; implies no PIPELINING). */
@@ -271,11 +273,11 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   const bin = findPostfixTool('smtp-sink');
   let dumpDir: string | undefined;
   let ownDumpDir = false;
-  if (opts.dump === true) {
+  if (opts.dumpDir !== undefined) {
+    dumpDir = opts.dumpDir;
+  } else if (opts.dump) {
     dumpDir = mkdtempSync(join(tmpdir(), 'smtp-sink-'));
     ownDumpDir = true;
-  } else if (typeof opts.dump === 'string') {
-    dumpDir = opts.dump;
   }
   // As root smtp-sink drops to `nobody` (-u) before it writes dump files.
   if (dumpDir !== undefined && process.getuid?.() === 0) chmodSync(dumpDir, 0o777);
