@@ -33,10 +33,24 @@ raw strings so that Prometheus' own {{ $labels.x }} templating survives Helm's.
     runbook_url: {{ printf "%s/%s.md" .root.Values.alerts.runbookBaseUrl .name | quote }}
 {{- end }}
 
+{{/* Groups with at least one enabled alert; Prometheus rejects a group without rules. */}}
 {{- define "mailrelay-operator.alertGroups" -}}
-{{- $a := .Values.alerts }}
+{{- $relays := include "mailrelay-operator.relayAlertRules" . | trim }}
+{{- $operator := include "mailrelay-operator.operatorAlertRules" . | trim }}
+{{- if $relays }}
 - name: mailrelay.relays
   rules:
+    {{- $relays | nindent 4 }}
+{{- end }}
+{{- if $operator }}
+- name: mailrelay.operator
+  rules:
+    {{- $operator | nindent 4 }}
+{{- end }}
+{{- end }}
+
+{{- define "mailrelay-operator.relayAlertRules" -}}
+{{- $a := .Values.alerts }}
   {{- with $a.rcpt552Mailbox }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayRecipientMailbox552High" "cfg" .
     "expr" (printf `
@@ -48,14 +62,14 @@ raw strings so that Prometheus' own {{ $labels.x }} templating survives Helm's.
 and
 sum by (namespace, mailrelay) (increase(mailrelay_rcpt_552_total{class="mailbox"}[10m])) >= %v` .ratio .minEvents)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanizePercentage }} of recipients refused with 552 (mailbox)`
-    "description" `{{ $value | humanizePercentage }} of RCPT replies in the last 10 minutes were 552 refusals read as a mailbox problem (e.g. 5.2.2 over quota). These recipients bounce or wait for retry according to delivery.overQuotaPolicy. A surge usually means one destination is refusing mail, or mail is going to stale addresses.`) | nindent 2 }}
+    "description" `{{ $value | humanizePercentage }} of RCPT replies in the last 10 minutes were 552 refusals read as a mailbox problem (e.g. 5.2.2 over quota). These recipients bounce or wait for retry according to delivery.overQuotaPolicy. A surge usually means one destination is refusing mail, or mail is going to stale addresses.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.rcpt552TooManyRecipients }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayTooManyRecipients552" "cfg" .
     "expr" (printf `
 sum by (namespace, mailrelay) (increase(mailrelay_rcpt_552_total{class="too_many_recipients"}[30m])) > %v` .events)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanize }} "too many recipients" 552 replies in 30 minutes`
-    "description" `Remote servers answered RCPT with 552 after accepting earlier recipients of the same transaction (RFC 5321 4.5.3.1.10: too many recipients). The relay defers those recipients and learns a lower per-destination limit, so this should stop by itself. If it does not, the learned limits are not sticking or delivery.maxRecipientsPerTransaction is far above what a destination accepts.`) | nindent 2 }}
+    "description" `Remote servers answered RCPT with 552 after accepting earlier recipients of the same transaction (RFC 5321 4.5.3.1.10: too many recipients). The relay defers those recipients and learns a lower per-destination limit, so this should stop by itself. If it does not, the learned limits are not sticking or delivery.maxRecipientsPerTransaction is far above what a destination accepts.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.partialDeliveries }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayPartialDeliveriesHigh" "cfg" .
@@ -68,7 +82,7 @@ sum by (namespace, mailrelay) (increase(mailrelay_rcpt_552_total{class="too_many
 and
 sum by (namespace, mailrelay) (increase(mailrelay_partial_deliveries_total[15m])) >= %v` .ratio .minEvents)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanizePercentage }} of delivery transactions were partial`
-    "description" `{{ $value | humanizePercentage }} of delivery transactions in the last 15 minutes were accepted for some recipients and refused for others. The refused recipients are retried or bounced one by one; the accepted ones must not be sent again. A high share points at recipient limits or per-mailbox refusals at one destination.`) | nindent 2 }}
+    "description" `{{ $value | humanizePercentage }} of delivery transactions in the last 15 minutes were accepted for some recipients and refused for others. The refused recipients are retried or bounced one by one; the accepted ones must not be sent again. A high share points at recipient limits or per-mailbox refusals at one destination.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.retryStorm }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayRetryStorm" "cfg" .
@@ -80,8 +94,8 @@ sum by (namespace, mailrelay) (increase(mailrelay_partial_deliveries_total[15m])
 ) > %v
 and
 sum by (namespace, mailrelay) (rate(mailrelay_retries_total[10m])) > %v` .ratio .minRatePerSecond)
-    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanize }} retries per recipient outcome`
-    "description" `Recipients are put back for a later attempt {{ $value | humanize }} times per recipient outcome (10 minute window). Look at mailrelay_retries_total by reason: connection, timeout and tls point at the network or a destination that is down; temporary_reply at remote 4xx replies; too_many_recipients at recipient limits.`) | nindent 2 }}
+    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ printf "%.2f" $value }} retries per recipient outcome`
+    "description" `Recipients are put back for a later attempt {{ printf "%.2f" $value }} times per recipient outcome (10 minute window). Look at mailrelay_retries_total by reason: connection, timeout and tls point at the network or a destination that is down; temporary_reply at remote 4xx replies; too_many_recipients at recipient limits.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.queueGrowing }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayQueueGrowing" "cfg" .
@@ -90,14 +104,14 @@ sum by (namespace, mailrelay) (predict_linear(mailrelay_queue_messages[30m], %v)
 and
 sum by (namespace, mailrelay) (deriv(mailrelay_queue_messages[30m])) > 0` .horizonSeconds .messages)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: spool predicted to hold {{ $value | humanize }} messages soon`
-    "description" `The spool has grown steadily over the last 30 minutes; at this rate it will hold {{ $value | humanize }} messages. Mail arrives faster than it leaves: a destination is slow or down, delivery concurrency is too low, or relays are missing.`) | nindent 2 }}
+    "description" `The spool has grown steadily over the last 30 minutes; at this rate it will hold {{ $value | humanize }} messages. Mail arrives faster than it leaves: a destination is slow or down, delivery concurrency is too low, or relays are missing.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.oldestMessage }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayOldestMessageTooOld" "cfg" .
     "expr" (printf `
 max by (namespace, mailrelay) (mailrelay_queue_oldest_message_age_seconds) > %v` .ageSeconds)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: a message has been spooled for {{ $value | humanizeDuration }}`
-    "description" `The oldest message in a spool of this MailRelay is {{ $value | humanizeDuration }} old. It keeps being retried until delivery.retry.maxAge, then bounces. Something has been failing for hours: a destination, the smarthost, DNS or outbound port 25.`) | nindent 2 }}
+    "description" `The oldest message in a spool of this MailRelay is {{ $value | humanizeDuration }} old. It keeps being retried until delivery.retry.maxAge, then bounces. Something has been failing for hours: a destination, the smarthost, DNS or outbound port 25.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.bounces }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayBouncesAboveNormal" "cfg" .
@@ -118,31 +132,33 @@ and
   sum by (namespace, mailrelay) (rate(mailrelay_recipients_total[1d]))
 )` .ratio .baselineFactor)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanizePercentage }} of recipients bounced`
-    "description" `{{ $value | humanizePercentage }} of recipient outcomes in the last 30 minutes were bounces (permanent failures), well above this MailRelay's share over the last day. A sender may be mailing a bad list, or a destination started refusing this relay (blocklisting, SPF/DKIM/DMARC, reputation).`) | nindent 2 }}
+    "description" `{{ $value | humanizePercentage }} of recipient outcomes in the last 30 minutes were bounces (permanent failures), well above this MailRelay's share over the last day. A sender may be mailing a bad list, or a destination started refusing this relay (blocklisting, SPF/DKIM/DMARC, reputation).`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.inboundTempfail }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayInboundTempfail" "cfg" .
     "expr" (printf `
 sum by (namespace, mailrelay) (rate(mailrelay_inbound_messages_total{result="tempfail"}[5m])) > %v` .ratePerSecond)
-    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: the spool is refusing mail ({{ $value | humanize }}/s tempfailed)`
-    "description" `Clients get a 4xx reply because the spool could not store their message durably (volume full, I/O error). Well-behaved clients retry, but mail is piling up at the senders.`) | nindent 2 }}
+    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: the spool is refusing mail ({{ printf "%.3g" $value }} messages/s tempfailed)`
+    "description" `Clients get a 4xx reply because the spool could not store their message durably (volume full, I/O error). Well-behaved clients retry, but mail is piling up at the senders.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.relayDown }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayTargetDown" "cfg" .
     "expr" `
 up{mailrelay!=""} == 0`
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: pod {{ $labels.pod }} cannot be scraped`
-    "description" `Prometheus has not been able to scrape relay pod {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}). The pod is down, crash-looping, not ready, or blocked by a NetworkPolicy. Mail in its spool waits until it comes back.`) | nindent 2 }}
+    "description" `Prometheus has not been able to scrape relay pod {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}). The pod is down, crash-looping, not ready, or blocked by a NetworkPolicy. Mail in its spool waits until it comes back.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.relaysNotReady }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayNotReady" "cfg" .
     "expr" `
 sum by (namespace) (max by (namespace, ready) (mailrelay_operator_relays{ready!="True"})) > 0`
     "summary" `{{ $value | humanize }} MailRelays are not Ready`
-    "description" `The operator in namespace {{ $labels.namespace }} reports {{ $value | humanize }} MailRelays whose Ready condition is False or Unknown. Run "kubectl get mailrelays -A" and read the conditions of the ones not Ready.`) | nindent 2 }}
+    "description" `The operator in namespace {{ $labels.namespace }} reports {{ $value | humanize }} MailRelays whose Ready condition is False or Unknown. Run "kubectl get mailrelays -A" and read the conditions of the ones not Ready.`) | nindent 0 }}
   {{- end }}{{ end }}
-- name: mailrelay.operator
-  rules:
+{{- end }}
+
+{{- define "mailrelay-operator.operatorAlertRules" -}}
+{{- $a := .Values.alerts }}
   {{- with $a.operatorNoLeader }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayOperatorNoLeader" "cfg" .
     "expr" `
@@ -150,20 +166,20 @@ max by (namespace) (mailrelay_operator_leader) < 1
 or
 absent(mailrelay_operator_leader)`
     "summary" `The mailrelay operator has no leader`
-    "description" `No mailrelay operator replica holds the leader Lease, or Prometheus scrapes no operator at all. Relays keep delivering, but MailRelay changes, scale-downs and status updates wait until a leader is back.`) | nindent 2 }}
+    "description" `No mailrelay operator replica holds the leader Lease, or Prometheus scrapes no operator at all. Relays keep delivering, but MailRelay changes, scale-downs and status updates wait until a leader is back.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.operatorMultipleLeaders }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayOperatorMultipleLeaders" "cfg" .
     "expr" `
 sum by (namespace) (mailrelay_operator_leader) > 1`
     "summary" `{{ $value | humanize }} mailrelay operator replicas in {{ $labels.namespace }} believe they are the leader`
-    "description" `More than one operator replica in namespace {{ $labels.namespace }} reports holding the leader Lease. They may fight over the same objects. Clock skew between nodes, or two installs sharing a Lease, can cause this.`) | nindent 2 }}
+    "description" `More than one operator replica in namespace {{ $labels.namespace }} reports holding the leader Lease. They may fight over the same objects. Clock skew between nodes, or two installs sharing a Lease, can cause this.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.operatorReconcileErrors }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayOperatorReconcileErrors" "cfg" .
     "expr" (printf `
 sum by (namespace) (rate(mailrelay_operator_reconcile_total{result="error"}[5m])) > %v` .ratePerSecond)
     "summary" `The mailrelay operator in {{ $labels.namespace }} keeps failing to reconcile`
-    "description" `MailRelay reconciles in namespace {{ $labels.namespace }} have failed at {{ $value | humanize }}/s for a while. Failed reconciles are retried with backoff; while they fail, MailRelay changes are not applied. The operator logs and the MailRelays' events say why.`) | nindent 2 }}
+    "description" `MailRelay reconciles in namespace {{ $labels.namespace }} have failed at {{ printf "%.3g" $value }}/s for a while. Failed reconciles are retried with backoff; while they fail, MailRelay changes are not applied. The operator logs and the MailRelays' events say why.`) | nindent 0 }}
   {{- end }}{{ end }}
 {{- end }}
