@@ -45,8 +45,11 @@ export const DeliverySchema = z.object({
     port: port.default(587).describe('smarthost port'),
     tls: TlsPolicySchema.default('required').describe('TLS policy towards the smarthost'),
     auth: z.object({
-      username: z.string().min(1).describe('SMTP AUTH user'),
+      username: z.string().min(1).optional().describe('SMTP AUTH user (or usernameFile)'),
+      usernameFile: z.string().min(1).optional().describe('file holding the user name (mounted from the same Secret as the password)'),
       passwordFile: z.string().min(1).describe('file holding the password (mounted from a Secret)'),
+    }).refine((a) => (a.username === undefined) !== (a.usernameFile === undefined), {
+      message: 'set exactly one of username and usernameFile',
     }).optional().describe('SMTP AUTH PLAIN/LOGIN credentials for the smarthost'),
   }).optional(),
   mxPort: port.default(25).describe('port used for MX delivery (25 in production; tests use a loopback port)'),
@@ -112,6 +115,7 @@ export const RelayConfigSchema = z.object({
   http: z.object({
     host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz and /drain'),
     port: port.default(9090).describe('HTTP port for metrics and health'),
+    drainTokenFile: z.string().min(1).optional().describe('file with a bearer token that POST/DELETE /drain from other hosts must present; without it only loopback (the preStop hook) may drain'),
   }).default({ host: '0.0.0.0', port: 9090 }),
   drain: z.object({
     timeout: seconds(60).describe('on SIGTERM, how long to keep delivering before exit'),

@@ -2,6 +2,7 @@
 // the kubelet, and POST /drain to start a graceful drain on demand (the preStop hook).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import type { Registry } from 'prom-client';
 
 /** What the HTTP endpoints ask of the relay. */
@@ -11,7 +12,22 @@ export interface HttpHandlers {
   beforeScrape?: () => void;
   live: () => boolean;
   ready: () => { ok: boolean; reasons: string[] };
-  drain: () => void;
+  /** exit: the preStop drain (deliver, then stop); hold: refuse mail but keep running (ADR 0003); undo: end a hold. */
+  drain: (mode: 'exit' | 'hold' | 'undo') => Promise<boolean>;
+  /** The bearer token non-loopback /drain calls must present; without one only loopback may drain. */
+  drainToken?: () => string;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** Whether a /drain request may proceed: loopback always (the preStop hook), others with the token. */
+export function drainAllowed(remote: string | undefined, authorization: string | undefined, token: string | undefined): boolean {
+  if (remote !== undefined && LOOPBACK.test(remote)) return true;
+  if (!token) return false;
+  const given = /^Bearer (.+)$/.exec(authorization ?? '')?.[1] ?? '';
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Starts the HTTP server; resolves with its port and a close function. */
@@ -32,9 +48,21 @@ export async function startHttp(host: string, port: number, h: HttpHandlers): Pr
       const r = h.ready();
       return send(r.ok ? 200 : 503, r.ok ? 'ready\n' : `not ready: ${r.reasons.join(', ')}\n`);
     }
-    if (url === '/drain' && req.method === 'POST') {
-      h.drain();
-      return send(202, 'draining\n');
+    if (url === '/drain' && (req.method === 'POST' || req.method === 'DELETE')) {
+      let token: string | undefined;
+      try {
+        token = h.drainToken?.();
+      } catch {
+        token = undefined;
+      }
+      if (!drainAllowed(req.socket.remoteAddress, req.headers.authorization, token)) return send(403, 'forbidden: /drain needs the drain token\n');
+      const hold = /[?&]hold=(true|1)\b/.test(req.url ?? '');
+      const mode = req.method === 'DELETE' ? 'undo' : hold ? 'hold' : 'exit';
+      h.drain(mode).then(
+        (ok) => send(ok ? 202 : 409, ok ? `${mode === 'undo' ? 'accepting' : 'draining'}\n` : 'an exit drain is in progress\n'),
+        (err: Error) => send(500, `${err.message}\n`),
+      );
+      return;
     }
     send(404, 'not found\n');
   });

@@ -77,9 +77,15 @@ export async function main(argv: string[]): Promise<number> {
         return await operatorCommand(rest);
       }
       case 'render': {
-        const { renderCommand } = await import('../operator/render.ts');
-        process.stdout.write(await renderCommand(rest));
-        return 0;
+        const { renderCommand, RenderError } = await import('../operator/render.ts');
+        try {
+          process.stdout.write(await renderCommand(rest));
+          return 0;
+        } catch (err) {
+          if (!(err instanceof RenderError)) throw err;
+          process.stderr.write(`mailrelay render: ${err.message}\n`);
+          return err.exitCode;
+        }
       }
       case 'config-schema':
         process.stdout.write(`${JSON.stringify(relayConfigJsonSchema(), null, 2)}\n`);

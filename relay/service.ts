@@ -1,7 +1,7 @@
 // One relay process: inbound SMTP -> durable spool -> scheduler -> delivery engine, plus
 // metrics/health over HTTP and a graceful drain. This is the only place they are wired.
 import { readFileSync } from 'node:fs';
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { access, writeFile, unlink, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -64,11 +64,13 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   const metrics = createRelayMetrics();
   await prepareSpoolDir(config.spool.dir);
   const spool = await Spool.open(config.spool.dir, { fsync: config.spool.fsync, log, clock: rt.clock });
-  const smarthostPassword = config.delivery.smarthost?.auth
-    ? readFileSync(config.delivery.smarthost.auth.passwordFile, 'utf8').replace(/\r?\n$/, '')
+  const auth = config.delivery.smarthost?.auth;
+  const readSecret = (file: string) => readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  const smarthostCredentials = auth
+    ? { username: auth.username ?? readSecret(auth.usernameFile!), password: readSecret(auth.passwordFile) }
     : undefined;
   const engine = new DeliveryEngine({
-    ...engineOptionsFromConfig(config.delivery, { heloName: hostname, smarthostPassword, metrics, log, resolver: rt.resolver }),
+    ...engineOptionsFromConfig(config.delivery, { heloName: hostname, smarthostCredentials, metrics, log, resolver: rt.resolver }),
     random: rt.random,
   });
   const scheduler = new Scheduler({
@@ -80,6 +82,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   });
 
   let draining = false;
+  let closed = false;
   let spoolWritable = true;
   let lastProbe = 0;
   const probeSpool = () => {
@@ -90,8 +93,8 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
   };
 
-  const inbound = await startInbound({
-    config: config.inbound,
+  const listen = (port: number) => startInbound({
+    config: { ...config.inbound, port },
     hostname,
     metrics,
     log,
@@ -115,6 +118,32 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       },
     },
   });
+  let inbound = await listen(config.inbound.port);
+  const smtpPort = inbound.port;
+
+  // Hold mode (ADR 0003, R1): refuse new mail and keep delivering on the normal schedule,
+  // without exiting, across restarts (a marker file on the spool volume), until undone.
+  const marker = join(config.spool.dir, 'DRAINING');
+  const startHold = async (persist: boolean) => {
+    if (persist) await writeFile(marker, `${new Date().toISOString()}\n`);
+    if (!draining) log.info({ queued: spool.size }, 'drain (hold): refusing new mail, delivering the queue');
+    draining = true;
+    metrics.draining.set(1);
+    inbound.stopAccepting();
+  };
+  const endHold = async (): Promise<boolean> => {
+    if (drainPromise || closed) return false; // an exit drain can't be undone
+    await unlink(marker).catch(() => undefined);
+    if (!draining) return true;
+    // The listener cannot un-refuse: start a fresh one on the same port.
+    await inbound.close();
+    inbound = await listen(smtpPort);
+    draining = false;
+    metrics.draining.set(0);
+    log.info('drain (hold) undone: accepting mail again');
+    return true;
+  };
+  if (existsSync(marker)) await startHold(false);
 
   let drainPromise: Promise<void> | null = null;
   const drain = (timeoutMs = config.drain.timeout * 1000): Promise<void> => {
@@ -152,10 +181,10 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       const reasons = [...(draining ? ['draining'] : []), ...(spoolWritable ? [] : ['spool not writable'])];
       return { ok: reasons.length === 0, reasons };
     },
-    drain: () => void drain(),
+    drain: (mode) => (mode === 'hold' ? startHold(true).then(() => true) : mode === 'undo' ? endHold() : (void drain(), Promise.resolve(true))),
+    drainToken: config.http.drainTokenFile ? () => readSecret(config.http.drainTokenFile!) : undefined,
   });
 
-  let closed = false;
   const shutdown = async () => {
     if (closed) return;
     closed = true;
@@ -167,9 +196,9 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   };
 
   scheduler.start();
-  log.info({ smtp: inbound.port, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
+  log.info({ smtp: smtpPort, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
   return {
-    smtpPort: inbound.port, httpPort: http.port, metrics, spool, scheduler, engine,
+    smtpPort, httpPort: http.port, metrics, spool, scheduler, engine,
     drain,
     close: shutdown,
   };

@@ -311,7 +311,7 @@ export class DeliveryEngine {
 /** Builds engine options from the relay config's delivery section (seconds -> ms). */
 export function engineOptionsFromConfig(
   d: import('../config.ts').RelayConfig['delivery'],
-  extra: { heloName: string; smarthostPassword?: string; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver },
+  extra: { heloName: string; smarthostCredentials?: { username: string; password: string }; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver },
 ): EngineOptions {
   const t = d.timeouts;
   const ms = (s: number) => Math.round(s * 1000);
@@ -320,7 +320,7 @@ export function engineOptionsFromConfig(
     smarthost: d.smarthost
       ? {
         host: d.smarthost.host, port: d.smarthost.port, tls: d.smarthost.tls,
-        auth: d.smarthost.auth ? { username: d.smarthost.auth.username, password: extra.smarthostPassword ?? '' } : undefined,
+        auth: extra.smarthostCredentials,
       }
       : undefined,
     mxPort: d.mxPort,
