@@ -21,6 +21,8 @@ export interface SpoolFs {
   readdir(path: string): Promise<string[]>;
   /** mkdir -p */
   mkdir(path: string): Promise<void>;
+  /** Space on the filesystem holding path: bytes available to unprivileged writers, and its size. */
+  space(path: string): Promise<{ free: number; total: number }>;
 }
 
 function cb<T>(run: (done: (err: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
@@ -45,6 +47,7 @@ export const nodeFs: SpoolFs = {
   unlink: (path) => cbVoid((d) => nodefs.unlink(path, d)),
   readdir: (path) => cb<string[]>((d) => nodefs.readdir(path, d)),
   mkdir: (path) => cbVoid((d) => nodefs.mkdir(path, { recursive: true }, (e) => d(e))),
+  space: (path) => cb<nodefs.StatsFs>((d) => nodefs.statfs(path, d)).then((st) => ({ free: st.bavail * st.bsize, total: st.blocks * st.bsize })),
 };
 
 const C = nodefs.constants;
@@ -88,16 +91,6 @@ export async function readWhole(fs: SpoolFs, fd: number): Promise<Buffer> {
   const { size } = await fs.fstat(fd);
   const buf = Buffer.allocUnsafe(size);
   return buf.subarray(0, await readAt(fs, fd, buf, 0));
-}
-
-/** fsyncs the directory at path (open, fsync, close). */
-export async function syncDirPath(fs: SpoolFs, path: string): Promise<void> {
-  const fd = await fs.open(path, FLAGS.directory);
-  try {
-    await fs.fsync(fd);
-  } finally {
-    await fs.close(fd);
-  }
 }
 
 /** Creates a segment file with its header, made durable if sync; returns its fd (read/write). */

@@ -147,4 +147,12 @@ export class FaultFs implements SpoolFs {
     this.guard('mkdir', path);
     return this.base.mkdir(path);
   }
+  /** If set, the free bytes space() reports instead of the real figure. */
+  free: number | undefined;
+  /** See SpoolFs. */
+  async space(path: string): Promise<{ free: number; total: number }> {
+    this.guard('space', path);
+    const real = await this.base.space(path);
+    return this.free === undefined ? real : { free: this.free, total: real.total };
+  }
 }

@@ -11,7 +11,7 @@
 // message record it cancels (deleting out of order could resurrect a delivered message).
 
 import { join } from 'node:path';
-import { FIRST_RECORD_OFFSET, createSegment, readAt, writeAll } from './disk.ts';
+import { FIRST_RECORD_OFFSET, createSegment, writeAll } from './disk.ts';
 import type { SpoolFs } from './disk.ts';
 
 /** Packs (segment sequence, byte offset) into one number: seq * 2^32 + offset. */
@@ -100,6 +100,8 @@ export class SegmentLog {
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
   private reclaiming: Promise<void> | undefined;
+  private reclaimAgain = false;
+  private closed = false;
   private readonly counters = { batches: 0, records: 0, maxBatch: 0 };
 
   constructor(private readonly fs: SpoolFs, private readonly dir: string, private readonly opts: SegmentLogOptions) {}
@@ -155,21 +157,10 @@ export class SegmentLog {
   /** Ends a read begun with acquire(). */
   async release(seg: Segment): Promise<void> {
     seg.readers--;
-    if (seg.readers === 0 && seg.deleted && seg.fd >= 0) {
+    if (seg.readers === 0 && (seg.deleted || this.closed) && seg.fd >= 0) {
       const fd = seg.fd;
       seg.fd = -1;
       await this.fs.close(fd);
-    }
-  }
-
-  /** Reads length bytes at loc (short only if the segment is). */
-  async read(loc: number, length: number): Promise<Buffer> {
-    const seg = this.acquire(loc);
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      return buf.subarray(0, await readAt(this.fs, seg.fd, buf, locOffset(loc)));
-    } finally {
-      await this.release(seg);
     }
   }
 
@@ -188,7 +179,19 @@ export class SegmentLog {
 
   /** Deletes unreferenced segments from the old end (one directory fsync per deletion). */
   reclaim(): Promise<void> {
-    this.reclaiming ??= this.reclaimLoop().finally(() => {
+    if (this.reclaiming !== undefined) {
+      // A pass is running and may already have passed the segment that just became free.
+      this.reclaimAgain = true;
+      return this.reclaiming;
+    }
+    const run = async (): Promise<void> => {
+      // Bounded: another pass only if something became free during this one.
+      do {
+        this.reclaimAgain = false;
+        await this.reclaimLoop();
+      } while (this.reclaimAgain && !this.closed);
+    };
+    this.reclaiming = run().finally(() => {
       this.reclaiming = undefined;
     });
     return this.reclaiming;
@@ -200,12 +203,13 @@ export class SegmentLog {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Closes every segment fd (after idle()). */
+  /** Closes every segment fd (after idle()); fds still being read close on their last release. */
   async close(): Promise<void> {
     await this.idle();
     await this.reclaiming;
+    this.closed = true;
     for (const seg of this.segments.values()) {
-      if (seg.fd >= 0) {
+      if (seg.fd >= 0 && seg.readers === 0) {
         const fd = seg.fd;
         seg.fd = -1;
         await this.fs.close(fd).catch(() => undefined);

@@ -126,6 +126,21 @@ describe('Spool: accept, load, openBody', () => {
     await s2.close();
   });
 
+  it('lets a body stream that is being read finish across close()', async () => {
+    const s = await open(tmp());
+    const b = body(200_000, 9);
+    const m = await s.accept(env(1), b);
+    const stream = s.openBody(m.id);
+    const chunks: Buffer[] = [];
+    let closing: Promise<void> | undefined;
+    for await (const c of stream) {
+      chunks.push(c as Buffer);
+      closing ??= s.close();
+    }
+    await closing;
+    assert.deepEqual(Buffer.concat(chunks), b);
+  });
+
   it('rejects invalid input without writing', async () => {
     const s = await open(tmp());
     await assert.rejects(s.accept({ ...env(), recipients: [] }, body(1)), TypeError);
@@ -340,6 +355,38 @@ describe('Spool: disk failures (injected)', () => {
     const s2 = await open(dir);
     assert.deepEqual((await s2.load(m.id)).recipients.map((r) => r.state.state), ['pending', 'delivered']);
     await s2.close();
+  });
+
+  it('keeps a free-space reserve: new mail is refused, delivery records still fit', async () => {
+    const fs = new FaultFs();
+    const s = await Spool.open(tmp(), { fs, fsync: true }); // default reserve: min(64 MiB, 5% of the disk)
+    const m = await s.accept(env(2), body(10));
+    const r = await s.accept(env(1), body(10));
+    fs.free = 10 * 1024 * 1024;
+    await new Promise((res) => setTimeout(res, 1100)); // the statfs result is cached for a second
+    await assert.rejects(s.accept(env(1), body(10)), (e) => e instanceof SpoolError && e.kind === 'no_space' && e.code === 'ENOSPC');
+    await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: delivered }]);
+    assert.equal((await s.updateRecipients(m.id, [{ address: 'r1@example.com', state: failed }])).completed, true);
+    await s.remove(r.id);
+    fs.free = undefined;
+    await new Promise((res) => setTimeout(res, 1100));
+    await s.accept(env(1), body(10));
+    await s.close();
+  });
+
+  it('does not block mail when free space cannot be measured', async () => {
+    const fs = new FaultFs().fail({ op: 'space', code: 'ENOSYS' });
+    const s = await Spool.open(tmp(), { fs, fsync: false });
+    await s.accept(env(1), body(10));
+    await s.close();
+  });
+
+  it('refuses to open the same directory twice in one process', async () => {
+    const dir = tmp();
+    const s = await open(dir);
+    await assert.rejects(open(join(dir, '.')), (e) => e instanceof SpoolError && /already open/.test(e.message));
+    await s.close();
+    await (await open(dir)).close();
   });
 
   it('open fails with a typed error when the directory cannot be created', async () => {

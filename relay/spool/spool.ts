@@ -10,7 +10,7 @@
 // - Anything not acknowledged may be lost or torn on disk; recovery stops each segment at its
 //   first invalid record and deletes temp and orphan body files, so none of it becomes visible.
 
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { GroupCommitter } from './commit.ts';
 import { FLAGS, SourceError, nodeFs, rangeStream, readWhole, stageBody } from './disk.ts';
@@ -49,6 +49,12 @@ export interface SpoolOptions {
   inlineBodyMaxBytes?: number;
   /** Segment size at which the log starts a new segment (default 64 MiB). */
   maxSegmentBytes?: number;
+  /**
+   * accept answers no_space once free space falls below this, so that state and done records,
+   * which record deliveries already made, still fit. Default: 64 MiB or 5% of the filesystem,
+   * whichever is smaller; 0 disables.
+   */
+  reserveBytes?: number;
   log?: SpoolLogger;
   /** The file system; tests inject faults through it. */
   fs?: SpoolFs;
@@ -93,6 +99,11 @@ interface Current {
 }
 
 const TMP_SUFFIX = '.tmp';
+const FREE_CHECK_MS = 1000;
+const DEFAULT_RESERVE = 64 * 1024 * 1024;
+// Directories open in this process: a second Spool on the same directory would interleave
+// segments and corrupt both (across processes, the StatefulSet's RWO volume prevents it).
+const openDirs = new Set<string>();
 const HEAD_GUESS = 4096;
 const RELOCATE_CONCURRENCY = 8;
 const noopLog: SpoolLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -117,6 +128,8 @@ export class Spool {
   private inflight = 0;
   private idleWaiters: Array<() => void> = [];
   private compacting: Promise<void> | undefined;
+  private readonly reserveOption: number | undefined;
+  private free = { bytes: Infinity, reserve: 0, checkedAt: -Infinity, writtenSince: 0 };
   /** What recovery found when this spool was opened. */
   readonly recovery: RecoveryReport = { messages: 0, segments: 0, tornBytes: 0, quarantinedSegments: 0, bodyFilesRemoved: 0, unknownFiles: 0 };
 
@@ -129,6 +142,7 @@ export class Spool {
     this.sync = options.fsync ?? true;
     this.logger = options.log ?? noopLog;
     this.inlineMax = options.inlineBodyMaxBytes ?? 256 * 1024;
+    this.reserveOption = options.reserveBytes === undefined ? undefined : Math.max(0, options.reserveBytes);
     this.newId = createIdGenerator(options.clock ?? Date.now);
     this.logDir = join(dir, 'log');
     this.bodiesDir = join(dir, 'bodies');
@@ -150,10 +164,14 @@ export class Spool {
 
   /** Opens (creating if needed) the spool in dir and recovers its state from disk. */
   static async open(dir: string, options: SpoolOptions = {}): Promise<Spool> {
-    const spool = new Spool(dir, options);
+    const key = resolve(dir);
+    if (openDirs.has(key)) throw new SpoolError('io', 'open', { detail: `${key} is already open in this process` });
+    openDirs.add(key);
+    const spool = new Spool(key, options);
     try {
       await spool.recover();
     } catch (e) {
+      openDirs.delete(key);
       await spool.log.close().catch(() => undefined);
       await spool.closeDirs();
       if (e instanceof CorruptRecordError) throw e;
@@ -175,6 +193,7 @@ export class Spool {
   async accept(envelope: Envelope, body: BodySource): Promise<QueuedMessage> {
     return this.track('accept', async () => {
       const env = validateEnvelope(envelope);
+      await this.checkReserve();
       const id = this.newId();
       const bodyPath = join(this.bodiesDir, id);
       let staged: StagedBody;
@@ -202,6 +221,7 @@ export class Spool {
       }
       const entry = this.index.set(id, env.receivedAt, 'queued', env.receivedAt) as IndexEntry;
       entry.msgLoc = loc; // the append's reference now belongs to the index
+      this.free.writtenSince += staged.kind === 'inline' ? staged.bytes.length : staged.length;
       return { ...env, id, size: staged.kind === 'inline' ? staged.bytes.length : staged.length, recipients: restore(env.recipients, undefined) };
     });
   }
@@ -303,6 +323,7 @@ export class Spool {
     await this.bodiesCommitter.idle();
     await this.log.close();
     await this.closeDirs();
+    openDirs.delete(this.dir);
   }
 
   // ---- internals ---------------------------------------------------------------------------
@@ -319,6 +340,29 @@ export class Spool {
         this.idleWaiters = [];
         for (const f of w) f();
       }
+    }
+  }
+
+  // Refuses new mail while free space is below the reserve. statfs runs at most once a second
+  // (or sooner after a burst of writes), so this costs nothing per message.
+  private async checkReserve(): Promise<void> {
+    if (this.reserveOption === 0) return;
+    const now = performance.now();
+    const f = this.free;
+    if (now - f.checkedAt > FREE_CHECK_MS || (f.reserve > 0 && f.writtenSince > f.reserve / 4)) {
+      f.checkedAt = now;
+      f.writtenSince = 0;
+      try {
+        const { free, total } = await this.fs.space(this.dir);
+        f.bytes = free;
+        f.reserve = this.reserveOption ?? Math.min(DEFAULT_RESERVE, Math.floor(total / 20));
+      } catch (e) {
+        f.bytes = Infinity; // cannot tell: let the writes themselves fail
+        this.logger.warn({ err: e }, 'spool: statfs failed; free-space reserve not enforced');
+      }
+    }
+    if (f.bytes - f.writtenSince < f.reserve) {
+      throw new SpoolError('no_space', 'accept', { code: 'ENOSPC', detail: `free space ${f.bytes - f.writtenSince} bytes is below the ${f.reserve}-byte reserve kept for delivery records` });
     }
   }
 

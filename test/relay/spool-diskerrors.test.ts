@@ -5,8 +5,8 @@
 //   for the one file under test (the only injected part is which path is opened).
 // - ENOTDIR: a spool path below a regular file.
 // - EPERM: an immutable (chattr +i) directory refuses even root. Needs CAP_LINUX_IMMUTABLE.
-// - ENOSPC/EROFS end to end: a 512 KiB tmpfs, filled up, then remounted read-only. Needs
-//   CAP_SYS_ADMIN.
+// - ENOSPC/EROFS end to end: a 512 KiB tmpfs, filled up, then remounted read-only; and the
+//   free-space reserve measured with a real statfs on it. Needs CAP_SYS_ADMIN.
 // Tests run as root, where chmod does not stop writes, hence these. When the machine lacks
 // the capability, the same assertions run against an injected errno instead (reported with
 // t.diagnostic), so the test never silently skips.
@@ -49,7 +49,7 @@ function tryRun(cmd: string, args: string[]): boolean {
 
 /** Everything a restarted spool in dir would show. */
 async function visibleAfterRestart(dir: string): Promise<{ ids: string[]; bodies: string[] }> {
-  const s = await Spool.open(dir, { fsync: false });
+  const s = await Spool.open(dir, { fsync: false, reserveBytes: 0 });
   try {
     return { ids: s.due(Number.MAX_SAFE_INTEGER, 1000).sort(), bodies: readdirSync(join(dir, 'bodies')) };
   } finally {
@@ -122,7 +122,15 @@ describe('spool on failing disks (real kernel errors)', () => {
     if (!mounted) t.diagnostic('mount not permitted here: asserting against injected ENOSPC/EROFS instead');
     try {
       const dir = join(mnt, 'spool');
-      let s = await Spool.open(dir, { fs, fsync: true, inlineBodyMaxBytes: 16 * 1024 });
+      // With a 1 MiB reserve a 512 KiB filesystem is "full" from the start: new mail is
+      // refused (delivery records would still go in; see spool.test.ts).
+      let s = await Spool.open(dir, { fs, fsync: true, reserveBytes: 1024 * 1024 });
+      if (!mounted) fs.free = 400 * 1024;
+      await assert.rejects(s.accept(env, Buffer.from('x')), isKind('no_space', 'ENOSPC'));
+      await s.close();
+      fs.free = undefined;
+      // Without a reserve, fill it for real.
+      s = await Spool.open(dir, { fs, fsync: true, inlineBodyMaxBytes: 16 * 1024, reserveBytes: 0 });
       const acked: string[] = [];
       const chunk = Buffer.alloc(20_000, 7);
       let full: unknown;
@@ -142,7 +150,7 @@ describe('spool on failing disks (real kernel errors)', () => {
       if (mounted) {
         execFileSync('mount', ['-o', 'remount,ro', mnt]);
       }
-      s = await Spool.open(dir, { fs, fsync: true });
+      s = await Spool.open(dir, { fs, fsync: true, reserveBytes: 0 });
       assert.equal(s.size, acked.length, 'everything acknowledged before the disk filled is there');
       if (!mounted) fs.fail({ op: 'open', path: /\.seg$/, code: 'EROFS' });
       await assert.rejects(s.accept(env, Buffer.from('x')), isKind('read_only', 'EROFS'));
