@@ -44,7 +44,8 @@ describe('mailrelay render', () => {
     assert.equal(warnings.length, 1);
     assert.match(warnings[0] ?? '', /spec\.tls\.secretRef\.name: Secret "outbound-tls" not found/);
     const cm = docs.find((d) => d.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
-    assert.match(cm.data['relay.yaml'] ?? '', /username: relay@example.net/);
+    assert.match(cm.data['relay.yaml'] ?? '', /usernameFile: \/etc\/mailrelay\/secrets\/smarthost\/username/);
+    assert.doesNotMatch(cm.data['relay.yaml'] ?? '', /relay@example\.net/);
   });
 
   it('defaults the namespace and the image', async () => {

@@ -26,7 +26,7 @@ describe('buildRelayConfig', () => {
     assert.equal(cfg.log.level, 'debug');
     const d = cfg.delivery;
     assert.equal(d.mode, 'smarthost');
-    assert.deepEqual(d.smarthost, { host: 'smtp.example.net', port: 465, tls: 'implicit', auth: { username: 'relay@example.com', passwordFile: '/etc/mailrelay/secrets/smarthost/password' } });
+    assert.deepEqual(d.smarthost, { host: 'smtp.example.net', port: 465, tls: 'implicit', auth: { usernameFile: '/etc/mailrelay/secrets/smarthost/username', passwordFile: '/etc/mailrelay/secrets/smarthost/password' } });
     assert.equal(d.heloName, 'relay.example.com');
     assert.equal(d.pipelining, true);
     assert.equal(d.chunking, false);
@@ -60,7 +60,7 @@ describe('buildRelayConfig', () => {
   it('maps relay config paths to spec fields', () => {
     assert.equal(specFieldOfRelayPath('inbound.relayNetworks.1'), 'spec.relayNetworks[1]');
     assert.equal(specFieldOfRelayPath('delivery.retry.schedule.0'), 'spec.delivery.retry.schedule[0]');
-    assert.equal(specFieldOfRelayPath('delivery.smarthost.auth.username'), 'spec.delivery.smarthost.credentialsSecretRef.usernameKey');
+    assert.equal(specFieldOfRelayPath('delivery.smarthost.auth.usernameFile'), 'spec.delivery.smarthost.credentialsSecretRef.usernameKey');
     assert.equal(specFieldOfRelayPath('drain.timeout'), 'spec.drainTimeout');
     assert.equal(specFieldOfRelayPath('something.else'), 'spec');
   });
@@ -69,11 +69,12 @@ describe('buildRelayConfig', () => {
 describe('buildConfigMap', () => {
   it('carries relay.yaml and no secret value', () => {
     const spec: MailRelaySpec = { delivery: { mode: 'smarthost', smarthost: { host: 'h', credentialsSecretRef: { name: 'c' } } } };
-    const secrets = { c: secretInput({ stringData: { username: 'me', password: 'hunter2-very-secret' } }, ['username']) };
+    const secrets = { c: secretInput({ stringData: { username: 'unique-user-7f3', password: 'hunter2-very-secret' } }, ['username']) };
     const cm = buildConfigMap(relay(spec), { secrets });
     const text = (cm.data as Record<string, string>)['relay.yaml'] ?? '';
     assert.ok(!text.includes('hunter2-very-secret'));
-    assert.equal((parse(text) as { delivery: { smarthost: { auth: { username: string } } } }).delivery.smarthost.auth.username, 'me');
+    assert.equal((parse(text) as { delivery: { smarthost: { auth: { usernameFile: string } } } }).delivery.smarthost.auth.usernameFile, '/etc/mailrelay/secrets/smarthost/username');
+    assert.ok(!text.includes('unique-user-7f3'), 'the user name is a mounted file, not inline');
     assert.equal(cm.metadata.name, 'relay-config');
   });
 });

@@ -4,7 +4,7 @@
 // the spec field. Secrets stay out of the ConfigMap: the config names mounted files.
 import { stringify } from 'yaml';
 import { ConfigError, parseRelayConfig, type RelayConfigInput } from '../../relay/config.ts';
-import { referencedSecretKeys, type MailRelayInputs } from '../api/inputs.ts';
+import type { MailRelayInputs } from '../api/inputs.ts';
 import { InvalidMailRelayError, withDefaults, type MailRelay, type ValidationProblem } from '../api/mailrelay.ts';
 import { parseDuration } from '../api/duration.ts';
 import { parseQuantity } from '../api/quantity.ts';
@@ -22,7 +22,7 @@ const RELAY_TO_SPEC: readonly (readonly [string, string])[] = [
   ['inbound.tls', 'spec.tls'],
   ['inbound.authUsersFile', 'spec.auth'],
   ['inbound.requireTlsForAuth', 'spec.auth.requireTLS'],
-  ['delivery.smarthost.auth.username', 'spec.delivery.smarthost.credentialsSecretRef.usernameKey'],
+  ['delivery.smarthost.auth.usernameFile', 'spec.delivery.smarthost.credentialsSecretRef.usernameKey'],
   ['delivery.smarthost.auth', 'spec.delivery.smarthost.credentialsSecretRef'],
   ['delivery.dkim.keyFile', 'spec.delivery.dkim.keySecretRef'],
   ['delivery', 'spec.delivery'],
@@ -44,7 +44,7 @@ export function specFieldOfRelayPath(path: string): string {
  * and mount paths of the pod. Checked with the relay's parseRelayConfig; throws
  * InvalidMailRelayError (reason InvalidRelayConfig) naming the spec field if it fails.
  */
-export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, inputs: Pick<MailRelayInputs, 'secrets'>): RelayConfigInput {
+export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inputs: Pick<MailRelayInputs, 'secrets'>): RelayConfigInput {
   const spec = withDefaults(mr.spec);
   const d = spec.delivery;
   const inbound: NonNullable<RelayConfigInput['inbound']> = {
@@ -71,11 +71,9 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, input
     const sh = d.smarthost;
     delivery.smarthost = { host: sh.host, port: sh.port, tls: sh.tls };
     if (sh.credentialsSecretRef) {
-      const ref = referencedSecretKeys(spec).find((r) => r.role === 'smarthostUsername');
-      // The relay takes the user name inline (no usernameFile yet); validateMailRelay
-      // has made sure the controller revealed it. An empty name fails the relay schema.
-      const username = ref ? inputs.secrets[ref.name]?.revealed?.[ref.key] ?? '' : '';
-      delivery.smarthost.auth = { username, passwordFile: secretFile('smarthostPassword') };
+      // Both halves of the credentials are files mounted from the Secret, so the ConfigMap
+      // holds no secret and a rotated user name rolls the pods through the config hash.
+      delivery.smarthost.auth = { usernameFile: secretFile('smarthostUsername'), passwordFile: secretFile('smarthostPassword') };
     }
   }
   if (d.dkim) delivery.dkim = { domain: d.dkim.domain, selector: d.dkim.selector, keyFile: secretFile('dkimKey') };
