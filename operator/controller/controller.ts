@@ -1,0 +1,260 @@
+// The controller: informers for MailRelays and everything they own or read, a keyed
+// work queue feeding Reconciler, and (optionally) leader election deciding whether this
+// replica runs the queue at all. Informers run on every replica (warm caches make a
+// takeover fast); only the leader reconciles and writes.
+//
+// Events map to MailRelay keys:
+//   MailRelay            itself, unless only its status (or resourceVersion/managedFields) changed:
+//                        our own status writes must not wake us up again
+//   owned children       the controller ownerReference of kind MailRelay (a deleted child
+//                        brings its owner back to re-create it)
+//   Secrets              every MailRelay in that namespace referencing the Secret, so a
+//                        rotated password or certificate changes the config hash and rolls the pods
+//   spool PVCs           the MailRelay named by the app.kubernetes.io/instance label
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type pino from 'pino';
+import { KIND, withDefaults, type MailRelay, type MailRelaySpec } from '../api/mailrelay.ts';
+import { referencedSecretKeys } from '../api/inputs.ts';
+import { Applier } from '../apply/apply.ts';
+import { canonicalJson } from '../apply/hash.ts';
+import type { KubeObject } from '../desired/meta.ts';
+import type { OperatorMetrics } from '../metrics.ts';
+import { EventRecorder } from './events.ts';
+import { ResilientInformer, type Backoff, type InformerEvent } from './informer.ts';
+import { RESOURCES, isApiError, makeClients, type KubeClients, type ResourceKind } from './kube.ts';
+import { LeaderElector, type LeaderElectionTiming } from './leader.ts';
+import { Reconciler, controllerOf, objectKey, type Capabilities, type ReconcileCaches } from './reconcile.ts';
+import { httpRelayPodClient, type RelayPodClient } from './relay-client.ts';
+import { WorkQueue } from './workqueue.ts';
+
+/** Label selecting relay pods and spool PVCs (the StatefulSet's selector labels minus the instance). */
+const RELAY_SELECTOR = 'app.kubernetes.io/name=mailrelay,app.kubernetes.io/component=relay';
+
+/** Options of startController. */
+export interface ControllerOptions {
+  kc: KubeConfig;
+  metrics: OperatorMetrics;
+  /** Image for unset spec.image fields (the operator's own). */
+  defaultImage: string;
+  /** Watch one namespace; undefined watches all. */
+  namespace?: string;
+  /** This replica's identity (Lease holder, Event reportingInstance, User-Agent). Default hostname + random suffix. */
+  identity?: string;
+  /** Campaign for this Lease and reconcile only while holding it; undefined reconciles unconditionally. */
+  leaderElection?: { namespace: string; name: string } & Partial<LeaderElectionTiming>;
+  /** Parallel reconciles (of different MailRelays). Default 2. */
+  workers?: number;
+  /** Per-MailRelay retry backoff after errors. Default 500 ms to 5 min. */
+  retryBackoff?: Backoff;
+  /** Informer restart backoff. Default 500 ms to 30 s. */
+  informerBackoff?: Backoff;
+  /** How long a discovery answer (monitoring.coreos.com) is trusted. Default 30 s. */
+  discoveryTtlMs?: number;
+  /** Reconcile every MailRelay this often even without events; 0 disables. Default 10 min. */
+  resyncMs?: number;
+  /** Poll interval of a scale-down waiting for pods to drain. Default 10 s. */
+  scaleDownPollMs?: number;
+  /** Talks to relay pods during a scale-down. Default: HTTP to podIP:9090. */
+  relayPods?: RelayPodClient;
+  /** Event aggregation (see EventRecorder). */
+  events?: { aggregateWindowMs?: number; minIntervalMs?: number };
+  log?: pino.Logger;
+}
+
+/** A running controller. */
+export interface Controller {
+  /** This replica's identity. */
+  readonly identity: string;
+  /** The API clients (all with this replica's User-Agent). */
+  readonly clients: KubeClients;
+  /** True once every informer has listed successfully. */
+  readonly synced: boolean;
+  /** True while this replica reconciles (it is the leader, or leader election is off). */
+  readonly leading: boolean;
+  /** The work queue (tests read its depth). */
+  readonly queue: WorkQueue;
+  /** Queues one MailRelay key (namespace/name). */
+  enqueue(key: string): void;
+  /** Stops reconciling, releases the Lease, stops the informers. */
+  stop(): Promise<void>;
+}
+
+/** A discovery probe for the monitoring.coreos.com/v1 kinds, cached for ttlMs; the last answer is kept when discovery fails. */
+export function monitoringCapabilities(clients: Pick<KubeClients, 'raw'>, ttlMs: number): () => Promise<Capabilities> {
+  let cached: { at: number; value: Capabilities } | undefined;
+  return async () => {
+    if (cached && Date.now() - cached.at < ttlMs) return cached.value;
+    let value: Capabilities;
+    try {
+      const list = await clients.raw.getJson<{ resources?: { name: string }[] }>('/apis/monitoring.coreos.com/v1');
+      const names = new Set((list.resources ?? []).map((r) => r.name));
+      value = { serviceMonitor: names.has('servicemonitors'), prometheusRule: names.has('prometheusrules') };
+    } catch (err) {
+      if (isApiError(err, 404)) value = { serviceMonitor: false, prometheusRule: false };
+      else if (cached) return cached.value;
+      else throw err;
+    }
+    cached = { at: Date.now(), value };
+    return value;
+  };
+}
+
+/** Names of the Secrets a MailRelay references (none when its spec does not parse). */
+export function referencedSecretNames(spec: MailRelaySpec | undefined): Set<string> {
+  try {
+    return new Set(referencedSecretKeys(withDefaults(spec ?? {})).map((r) => r.name));
+  } catch {
+    return new Set();
+  }
+}
+
+/** True when an update changed nothing but status, resourceVersion or managedFields (our own status writes). */
+export function statusOnlyChange(old: KubeObject | undefined, now: KubeObject): boolean {
+  if (!old) return false;
+  const strip = (o: KubeObject) => {
+    const { resourceVersion: _rv, managedFields: _mf, ...metadata } = o.metadata;
+    const { status: _s, ...rest } = o;
+    return canonicalJson({ ...rest, metadata });
+  };
+  return strip(old) === strip(now);
+}
+
+/** Starts informers, the work queue and (optionally) leader election. Resolves once the informers are started (not necessarily synced). */
+export async function startController(opts: ControllerOptions): Promise<Controller> {
+  const identity = opts.identity ?? `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
+  const log = opts.log;
+  const clients = makeClients(opts.kc, `mailrelay-operator/${identity}`);
+  const metrics = opts.metrics;
+  const informerOf = (resource: ResourceKind, labelSelector?: string) => new ResilientInformer({
+    kc: opts.kc, raw: clients.raw, resource, namespace: opts.namespace, labelSelector, metrics,
+    ...(opts.informerBackoff ? { backoff: opts.informerBackoff } : {}),
+    onError: (err, ms) => log?.warn({ kind: resource.kind, err: (err as Error)?.message ?? String(err), restartInMs: ms }, 'watch failed; restarting'),
+  });
+  const informers = {
+    mailRelays: informerOf(RESOURCES.MailRelay),
+    statefulSets: informerOf(RESOURCES.StatefulSet),
+    configMaps: informerOf(RESOURCES.ConfigMap),
+    services: informerOf(RESOURCES.Service),
+    podDisruptionBudgets: informerOf(RESOURCES.PodDisruptionBudget),
+    networkPolicies: informerOf(RESOURCES.NetworkPolicy),
+    secrets: informerOf(RESOURCES.Secret),
+    pods: informerOf(RESOURCES.Pod, RELAY_SELECTOR),
+    persistentVolumeClaims: informerOf(RESOURCES.PersistentVolumeClaim, RELAY_SELECTOR),
+  } satisfies Record<keyof ReconcileCaches, ResilientInformer>;
+  const all = Object.values(informers);
+
+  const events = new EventRecorder({
+    api: clients.core, instance: identity, ...opts.events,
+    onError: (err) => log?.warn({ err: (err as Error)?.message }, 'writing an Event failed'),
+  });
+  const reconciler = new Reconciler({
+    clients, caches: informers, applier: new Applier(clients.objects, metrics), events, metrics,
+    capabilities: monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000),
+    relayPods: opts.relayPods ?? httpRelayPodClient(),
+    defaultImage: opts.defaultImage,
+    ...(opts.scaleDownPollMs !== undefined ? { scaleDownPollMs: opts.scaleDownPollMs } : {}),
+    ...(log ? { log } : {}),
+  });
+  const queue = new WorkQueue({
+    workers: opts.workers ?? 2,
+    baseDelayMs: opts.retryBackoff?.initialMs ?? 500,
+    maxDelayMs: opts.retryBackoff?.maxMs ?? 300_000,
+    onDepth: (d) => metrics.workqueueDepth.set(d),
+    onError: (key, err) => log?.error({ key, err: (err as Error)?.message }, 'reconcile threw'),
+    process: async (key, signal) => {
+      const out = await reconciler.reconcile(key, signal);
+      if (out.result === 'error') return { kind: 'retry' };
+      if (out.result === 'gone') queue.forget(key);
+      // invalid: no timer; the next change of the MailRelay or its Secrets brings it back.
+      return out.requeueAfterMs !== undefined ? { kind: 'done', requeueAfterMs: out.requeueAfterMs } : { kind: 'done' };
+    },
+  });
+
+  // Event -> key mapping.
+  informers.mailRelays.onEvent((e: InformerEvent) => {
+    if (e.type === 'update' && statusOnlyChange(e.old, e.object)) return;
+    queue.add(objectKey(e.object));
+  });
+  const toOwner = (e: InformerEvent) => {
+    const owner = controllerOf(e.object);
+    if (owner?.kind === KIND) queue.add(`${e.object.metadata.namespace ?? ''}/${owner.name}`);
+  };
+  for (const inf of [informers.statefulSets, informers.configMaps, informers.services, informers.podDisruptionBudgets, informers.networkPolicies]) inf.onEvent(toOwner);
+  informers.secrets.onEvent((e) => {
+    const ns = e.object.metadata.namespace ?? '';
+    for (const mr of informers.mailRelays.list(ns) as unknown as MailRelay[]) {
+      if (referencedSecretNames(mr.spec).has(e.object.metadata.name)) queue.add(objectKey(mr));
+    }
+  });
+  informers.persistentVolumeClaims.onEvent((e) => {
+    const instance = e.object.metadata.labels?.['app.kubernetes.io/instance'];
+    if (instance && informers.mailRelays.get(e.object.metadata.namespace ?? '', instance)) queue.add(`${e.object.metadata.namespace ?? ''}/${instance}`);
+  });
+
+  let leading = false;
+  let resync: NodeJS.Timeout | undefined;
+  let generation = 0;
+  const startWorking = async () => {
+    const mine = ++generation;
+    await Promise.all(all.map((i) => i.waitForSync()));
+    if (mine !== generation) return; // leadership was lost while waiting
+    leading = true;
+    metrics.leader.set(1);
+    queue.start();
+    for (const mr of informers.mailRelays.list()) queue.add(objectKey(mr));
+    if ((opts.resyncMs ?? 600_000) > 0) {
+      resync = setInterval(() => { for (const mr of informers.mailRelays.list()) queue.add(objectKey(mr)); }, opts.resyncMs ?? 600_000);
+      resync.unref();
+    }
+    log?.info({ identity }, 'reconciling');
+  };
+  const stopWorking = async () => {
+    generation++;
+    leading = false;
+    metrics.leader.set(0);
+    if (resync) clearInterval(resync);
+    resync = undefined;
+    await queue.stop();
+  };
+
+  metrics.leader.set(0);
+  await Promise.all(all.map((i) => i.start()));
+  let elector: LeaderElector | undefined;
+  if (opts.leaderElection) {
+    const le = opts.leaderElection;
+    elector = new LeaderElector({
+      api: clients.coordination, namespace: le.namespace, name: le.name, identity,
+      ...(le.leaseDurationMs !== undefined ? { leaseDurationMs: le.leaseDurationMs } : {}),
+      ...(le.renewDeadlineMs !== undefined ? { renewDeadlineMs: le.renewDeadlineMs } : {}),
+      ...(le.retryPeriodMs !== undefined ? { retryPeriodMs: le.retryPeriodMs } : {}),
+      onStartedLeading: () => {
+        log?.info({ identity, lease: `${le.namespace}/${le.name}` }, 'became leader');
+        void startWorking();
+      },
+      onStoppedLeading: async () => {
+        log?.warn({ identity }, 'stopped leading: reconciling stops now');
+        await stopWorking();
+      },
+      onError: (err) => log?.warn({ err: (err as Error)?.message }, 'leader election: API error'),
+    });
+    elector.run();
+  } else {
+    void startWorking();
+  }
+
+  return {
+    identity,
+    clients,
+    queue,
+    get synced() { return all.every((i) => i.synced); },
+    get leading() { return leading; },
+    enqueue: (key) => queue.add(key),
+    async stop() {
+      if (elector) await elector.stop();
+      await stopWorking();
+      await Promise.all(all.map((i) => i.stop()));
+    },
+  };
+}

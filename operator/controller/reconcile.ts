@@ -1,0 +1,452 @@
+// One reconcile of one MailRelay, and the only place where the operator has effects:
+//   gather   the MailRelay, its Secrets (as digests), the optional APIs (discovery), the
+//            StatefulSet, and for a scale-down the relay pods' spools (ADR 0003)
+//   validate validateMailRelay and the builders' own checks; an invalid spec is reported
+//            (Degraded=True naming the field, a Warning Event) and NOT retried on a timer:
+//            it waits for a change of the MailRelay or of a Secret it references
+//   desired  buildDesired, with the StatefulSet replicas the scale-down plan allows
+//   apply    server-side apply in APPLY_ORDER (skipping what would not change), then
+//            delete children a spec change turned off
+//   status   buildStatus, written through the status subresource only when it changed,
+//            plus aggregated Events for what was done and what went wrong.
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type pino from 'pino';
+import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput, type SecretLike } from '../api/inputs.ts';
+import {
+  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, validateMailRelay, withDefaults,
+  type MailRelay, type MailRelaySpecDefaulted, type MailRelayStatus, type ValidationProblem,
+} from '../api/mailrelay.ts';
+import { ApplyError, apiErrorMessage, type Applier } from '../apply/apply.ts';
+import { canonicalJson } from '../apply/hash.ts';
+import { computeConfigHash } from '../desired/config-hash.ts';
+import { buildDesired } from '../desired/index.ts';
+import type { KubeObject } from '../desired/meta.ts';
+import { childNames, spoolClaimName } from '../desired/names.ts';
+import { planScaleDown, type ScalePlan, type SpoolObservation } from '../desired/scale-down.ts';
+import type { OperatorMetrics } from '../metrics.ts';
+import { buildStatus } from '../status/status.ts';
+import type { EventRecorder, EventType } from './events.ts';
+import { RESOURCES, isApiError, type KubeClients } from './kube.ts';
+import type { RelayPodClient } from './relay-client.ts';
+
+/**
+ * Annotation on the MailRelay listing (comma-separated) the spool PVCs removed from the
+ * StatefulSet without proof that they were empty (ADR 0003: policy Immediate, or the
+ * drain timeout). It is the operator's memory of them across reconciles and restarts,
+ * and the source of Degraded=True SpoolNotDrained. A name leaves the list when its PVC is
+ * deleted (the user checked it) or its ordinal is back inside the StatefulSet (a relay
+ * owns the spool again and delivers it). Kept on the MailRelay, not on the PVCs, because
+ * the operator's RBAC reads PVCs but never writes them.
+ */
+export const UNDRAINED_ANNOTATION = 'mailrelay.io/undrained-spools';
+
+/** Read access to one informer cache. */
+export interface Lookup {
+  get(namespace: string, name: string): KubeObject | undefined;
+  list(namespace?: string): KubeObject[];
+}
+
+/** The informer caches a reconcile reads. */
+export interface ReconcileCaches {
+  mailRelays: Lookup;
+  statefulSets: Lookup;
+  configMaps: Lookup;
+  services: Lookup;
+  podDisruptionBudgets: Lookup;
+  networkPolicies: Lookup;
+  secrets: Lookup;
+  pods: Lookup;
+  persistentVolumeClaims: Lookup;
+}
+
+/** Optional APIs found by discovery. */
+export type Capabilities = NonNullable<MailRelayInputs['capabilities']>;
+
+/** Everything a reconcile needs. */
+export interface ReconcilerDeps {
+  clients: Pick<KubeClients, 'raw' | 'objects' | 'custom' | 'core'>;
+  caches: ReconcileCaches;
+  applier: Applier;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  /** Which optional APIs the cluster serves (discovery, cached by the caller). */
+  capabilities: () => Promise<Capabilities>;
+  relayPods: RelayPodClient;
+  /** The operator's own image, for unset spec.image fields. */
+  defaultImage: string;
+  /** How often a waiting scale-down looks at the draining pods again (default 10 s). */
+  scaleDownPollMs?: number;
+  now?: () => Date;
+  log?: Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug'>;
+}
+
+/** How a reconcile ended: the reconciles{result} label, plus when to look again. */
+export interface ReconcileOutcome {
+  /** success, error (retried with backoff), invalid (waits for a change), gone (deleted). */
+  result: 'success' | 'error' | 'invalid' | 'gone';
+  /** Reconcile again after this long even without a change (a scale-down waiting, a deadline). */
+  requeueAfterMs?: number;
+  /** The error, for result error. */
+  error?: Error;
+}
+
+/** client-node call options sending a PATCH as a JSON merge patch. */
+const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Kinds the operator deletes when the spec no longer wants them, in deletion order. */
+const OPTIONAL_KINDS = ['PrometheusRule', 'ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy'] as const;
+
+const NAME_OF_KIND: Record<string, keyof ReturnType<typeof childNames>> = {
+  StatefulSet: 'statefulSet', ConfigMap: 'configMap', PodDisruptionBudget: 'podDisruptionBudget',
+  NetworkPolicy: 'networkPolicy', ServiceMonitor: 'serviceMonitor', PrometheusRule: 'prometheusRule',
+};
+
+/** The namespace/name key of an object. */
+export function objectKey(o: { metadata: { namespace?: string; name?: string } }): string {
+  return `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
+}
+
+/** The controller ownerReference of an object, if any. */
+export function controllerOf(o: KubeObject): { kind: string; name: string; uid: string } | undefined {
+  return o.metadata.ownerReferences?.find((r) => r.controller === true);
+}
+
+/** The StatefulSet ordinal of a pod or spool PVC named <prefix>-<n>; undefined otherwise. */
+export function ordinalOf(name: string, prefix: string): number | undefined {
+  if (!name.startsWith(`${prefix}-`)) return undefined;
+  const rest = name.slice(prefix.length + 1);
+  return /^(0|[1-9]\d*)$/.test(rest) ? Number(rest) : undefined;
+}
+
+const describe = (problems: readonly ValidationProblem[]) => problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+const isSecretProblem = (p: ValidationProblem) => p.reason === 'SecretNotFound' || p.reason === 'SecretKeyMissing';
+const conditionStatus = (s: MailRelayStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type)?.status;
+
+/** A status write lost a race with a spec change: reconcile again at once. */
+class SpecChangedError extends Error {}
+
+/** Reconciles MailRelays (see the file comment); keeps the relays{ready} gauge. */
+export class Reconciler {
+  private readonly ready = new Map<string, string>();
+  private readonly now: () => Date;
+
+  /** Builds a reconciler over the given clients and caches. */
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /** Reconciles the MailRelay with key namespace/name; never throws (errors are the 'error' outcome). */
+  async reconcile(key: string, signal?: AbortSignal): Promise<ReconcileOutcome> {
+    const stop = this.deps.metrics.reconcileDuration.startTimer();
+    let outcome: ReconcileOutcome;
+    try {
+      outcome = await this.run(key, signal);
+    } catch (err) {
+      if (err instanceof SpecChangedError) outcome = { result: 'success', requeueAfterMs: 0 };
+      else outcome = { result: 'error', error: err instanceof Error ? err : new Error(String(err)) };
+    }
+    stop();
+    if (outcome.result !== 'gone') this.deps.metrics.reconciles.inc({ result: outcome.result });
+    if (outcome.error && !signal?.aborted) this.deps.log?.warn({ key, err: outcome.error.message }, 'reconcile failed');
+    return outcome;
+  }
+
+  /** Forgets a deleted MailRelay (gauge, Event aggregation). */
+  forget(key: string): void {
+    this.ready.delete(key);
+    this.updateGauge();
+    const [ns = '', name = ''] = key.split('/');
+    this.deps.events.forget(ns, name);
+  }
+
+  private updateGauge(): void {
+    const counts: Record<string, number> = { True: 0, False: 0, Unknown: 0 };
+    for (const s of this.ready.values()) counts[s] = (counts[s] ?? 0) + 1;
+    for (const [ready, n] of Object.entries(counts)) this.deps.metrics.relays.set({ ready }, n);
+  }
+
+  private async run(key: string, signal?: AbortSignal): Promise<ReconcileOutcome> {
+    const [namespace = '', name = ''] = key.split('/');
+    const mr = this.deps.caches.mailRelays.get(namespace, name) as unknown as MailRelay | undefined;
+    if (!mr || (mr.metadata as { deletionTimestamp?: string }).deletionTimestamp) {
+      // The garbage collector deletes the children through their ownerReferences.
+      this.forget(key);
+      return { result: 'gone' };
+    }
+    const { caches, log } = this.deps;
+    const now = this.now();
+    const events: [EventType, string, string][] = [];
+    const event = (type: EventType, reason: string, message: string) => events.push([type, reason, message]);
+
+    // gather
+    let spec: MailRelaySpecDefaulted | undefined;
+    try {
+      spec = withDefaults(mr.spec);
+    } catch {
+      // validateMailRelay below names what is wrong.
+    }
+    const secrets = this.gatherSecrets(mr, spec);
+    const capabilities = await this.deps.capabilities();
+    const inputs: MailRelayInputs = { secrets, defaultImage: this.deps.defaultImage, capabilities };
+    const names = childNames(mr);
+    const liveSts = caches.statefulSets.get(namespace, names.statefulSet);
+    const sts = liveSts && controllerOf(liveSts)?.uid === mr.metadata.uid ? liveSts : undefined;
+
+    // validate
+    let problems = validateMailRelay(mr, inputs);
+    let plan: ScalePlan | undefined;
+    let desired: KubeObject[] = [];
+    if (problems.length === 0 && spec) {
+      plan = planScaleDown({
+        spec, currentReplicas: (sts?.spec as { replicas?: number } | undefined)?.replicas,
+        observations: await this.observeSpools(mr, spec, sts), previous: mr.status?.scaleDown, now,
+      });
+      inputs.statefulSetReplicas = plan.statefulSetReplicas;
+      try {
+        desired = buildDesired(mr, inputs);
+      } catch (err) {
+        if (!(err instanceof InvalidMailRelayError)) throw err;
+        problems = [...err.problems];
+      }
+    }
+
+    // apply
+    let applyError: string | undefined;
+    let stsNow = sts;
+    if (problems.length === 0) {
+      const applied: string[] = [];
+      try {
+        for (const obj of desired) {
+          const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
+          const owner = live && controllerOf(live);
+          if (owner && owner.uid !== mr.metadata.uid) throw new Error(`${obj.kind} ${namespace}/${obj.metadata.name} exists and is controlled by ${owner.kind} ${owner.name}; not taking it over`);
+          const r = await this.deps.applier.apply(obj, live, signal);
+          if (r.outcome === 'applied') applied.push(`${obj.kind}/${obj.metadata.name}`);
+          if (obj.kind === 'StatefulSet') stsNow = r.object;
+        }
+        const deleted = await this.pruneOptional(mr, desired, capabilities, signal);
+        if (deleted.length > 0) event('Normal', 'Deleted', `deleted ${deleted.join(', ')} (no longer in the spec)`);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        applyError = err instanceof ApplyError ? err.message : apiErrorMessage(err);
+      }
+      if (applied.length > 0) event('Normal', 'Applied', `applied ${applied.join(', ')}`);
+    }
+
+    // scale-down side effects: drain requests and the PVC flags
+    let undrainedSpools = this.flaggedSpools(mr);
+    let current = mr;
+    if (plan && !applyError) {
+      undrainedSpools = await this.actOnPlan(mr, plan, event, signal);
+      current = await this.writeUndrained(mr, undrainedSpools, signal);
+    }
+
+    // status
+    const configHash = problems.length === 0 && !applyError ? computeConfigHash(mr, inputs) : undefined;
+    const obs = { problems, applyError, statefulSet: stsNow as never, configHash, scaleDown: plan?.status, undrainedSpools, now };
+    const status = await this.writeStatus(current, obs, signal);
+
+    // events
+    const before = mr.status;
+    if (configHash && before?.configHash && before.configHash !== configHash) {
+      event('Normal', 'ConfigChanged', `relay config or referenced Secrets changed (config hash ${before.configHash.slice(0, 12)} -> ${configHash.slice(0, 12)}): the relay pods roll`);
+    }
+    if (problems.length > 0) {
+      event('Warning', problems.every(isSecretProblem) ? 'SecretNotFound' : 'InvalidSpec', describe(problems));
+    }
+    if (applyError) event('Warning', 'ApplyFailed', applyError);
+    if (before?.scaleDown && !status.scaleDown && plan) event('Normal', 'ScaleDownComplete', `scaled down to ${plan.statefulSetReplicas} relay pods`);
+    if (conditionStatus(before, 'Degraded') === 'True' && conditionStatus(status, 'Degraded') === 'False') event('Normal', 'Recovered', 'no longer degraded');
+    const involved = { name, namespace, uid: mr.metadata.uid ?? '' };
+    for (const [type, reason, message] of events) await this.deps.events.record(involved, type, reason, message);
+
+    this.ready.set(key, conditionStatus(status, 'Ready') ?? 'Unknown');
+    this.updateGauge();
+    log?.debug({ key, problems: problems.length, applyError }, 'reconciled');
+
+    if (problems.length > 0) return { result: 'invalid' };
+    if (applyError) return { result: 'error', error: new Error(applyError) };
+    return { result: 'success', ...this.requeueAfter(status, plan) };
+  }
+
+  /** When to look again without a change: while a scale-down waits, and at the Progressing deadline. */
+  private requeueAfter(status: MailRelayStatus, plan: ScalePlan | undefined): { requeueAfterMs?: number } {
+    const waits: number[] = [];
+    if (plan?.status) waits.push(this.deps.scaleDownPollMs ?? 10_000);
+    const progressing = status.conditions?.find((c) => c.type === 'Progressing');
+    if (progressing?.status === 'True' && progressing.reason !== 'DrainingForScaleDown') {
+      // computeConditions flags ReplicasUnavailable 600 s after Progressing became True.
+      const due = Date.parse(progressing.lastTransitionTime) + 601_000 - this.now().getTime();
+      if (due > 0) waits.push(due);
+    }
+    return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : {};
+  }
+
+  private gatherSecrets(mr: MailRelay, spec: MailRelaySpecDefaulted | undefined): Record<string, SecretInput> {
+    const out: Record<string, SecretInput> = {};
+    if (!spec) return out;
+    const refs = referencedSecretKeys(spec);
+    for (const name of new Set(refs.map((r) => r.name))) {
+      const secret = this.deps.caches.secrets.get(mr.metadata.namespace ?? '', name);
+      if (secret) out[name] = secretInput(secret as SecretLike, refs.filter((r) => r.name === name && r.reveal).map((r) => r.key));
+    }
+    return out;
+  }
+
+  /** The live child: from the informer caches, or a GET for the monitoring kinds (no informer: their CRDs may not exist). */
+  private async live(kind: string, namespace: string, name: string, caps: Capabilities): Promise<KubeObject | undefined> {
+    const c = this.deps.caches;
+    switch (kind) {
+      case 'StatefulSet': return c.statefulSets.get(namespace, name);
+      case 'ConfigMap': return c.configMaps.get(namespace, name);
+      case 'Service': return c.services.get(namespace, name);
+      case 'PodDisruptionBudget': return c.podDisruptionBudgets.get(namespace, name);
+      case 'NetworkPolicy': return c.networkPolicies.get(namespace, name);
+      case 'ServiceMonitor':
+        return caps.serviceMonitor ? this.deps.clients.raw.getRaw(RESOURCES.ServiceMonitor, namespace, name) : undefined;
+      case 'PrometheusRule':
+        return caps.prometheusRule ? this.deps.clients.raw.getRaw(RESOURCES.PrometheusRule, namespace, name) : undefined;
+      default: throw new Error(`no live lookup for kind ${kind}`);
+    }
+  }
+
+  /** Deletes the optional children this MailRelay controls that the spec no longer wants; returns what was deleted. */
+  private async pruneOptional(mr: MailRelay, desired: readonly KubeObject[], caps: Capabilities, signal?: AbortSignal): Promise<string[]> {
+    const wanted = new Set(desired.map((o) => o.kind));
+    const deleted: string[] = [];
+    for (const kind of OPTIONAL_KINDS) {
+      if (wanted.has(kind)) continue;
+      if ((kind === 'ServiceMonitor' && !caps.serviceMonitor) || (kind === 'PrometheusRule' && !caps.prometheusRule)) continue;
+      const name = childNames(mr)[NAME_OF_KIND[kind] as keyof ReturnType<typeof childNames>];
+      const live = await this.live(kind, mr.metadata.namespace ?? '', name, caps);
+      if (!live || controllerOf(live)?.uid !== mr.metadata.uid || live.metadata.deletionTimestamp) continue;
+      signal?.throwIfAborted();
+      try {
+        await this.deps.clients.objects.delete({ apiVersion: live.apiVersion, kind, metadata: { name, namespace: mr.metadata.namespace ?? '' } });
+        deleted.push(`${kind}/${name}`);
+      } catch (err) {
+        if (!isApiError(err, 404)) throw err;
+      }
+    }
+    return deleted;
+  }
+
+  /** The relay pods of this MailRelay, by ordinal (terminating pods excluded). */
+  private relayPods(mr: MailRelay): Map<number, KubeObject> {
+    const prefix = childNames(mr).statefulSet;
+    const out = new Map<number, KubeObject>();
+    for (const pod of this.deps.caches.pods.list(mr.metadata.namespace ?? '')) {
+      const ord = ordinalOf(pod.metadata.name, prefix);
+      if (ord === undefined || pod.metadata.deletionTimestamp) continue;
+      if (controllerOf(pod)?.kind !== undefined && controllerOf(pod)?.kind !== 'StatefulSet') continue;
+      out.set(ord, pod);
+    }
+    return out;
+  }
+
+  /**
+   * Observations for planScaleDown: the pods a scale-down would remove (ordinals at or
+   * above spec.replicas, up to the StatefulSet's replicas) and the ones draining from an
+   * earlier plan. An ordinal with neither a pod nor a spool PVC holds no mail at all.
+   */
+  private async observeSpools(mr: MailRelay, spec: MailRelaySpecDefaulted, sts: KubeObject | undefined): Promise<SpoolObservation[]> {
+    const current = (sts?.spec as { replicas?: number } | undefined)?.replicas ?? spec.replicas;
+    const previous = mr.status?.scaleDown?.drainingOrdinals ?? [];
+    if (current <= spec.replicas && previous.length === 0) return [];
+    const pods = this.relayPods(mr);
+    const wanted = new Set<number>(previous);
+    for (let o = spec.replicas; o < current; o++) wanted.add(o);
+    const out: SpoolObservation[] = [];
+    await Promise.all([...wanted].map(async (ord) => {
+      const pod = pods.get(ord);
+      if (pod) {
+        out.push(await this.deps.relayPods.observe(pod, ord));
+      } else if (!this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
+        out.push({ ordinal: ord, draining: true, queuedMessages: 0 });
+      }
+    }));
+    return out.sort((a, b) => a.ordinal - b.ordinal);
+  }
+
+  /** Sends drain/undrain requests and flags or unflags spool PVCs; returns the flagged PVCs still outside the StatefulSet. */
+  private async actOnPlan(mr: MailRelay, plan: ScalePlan, event: (t: EventType, r: string, m: string) => void, signal?: AbortSignal): Promise<string[]> {
+    const pods = this.relayPods(mr);
+    const failures: string[] = [];
+    const call = async (ords: number[], what: 'drain' | 'undrain') => {
+      for (const ord of ords) {
+        const pod = pods.get(ord);
+        if (!pod) continue;
+        signal?.throwIfAborted();
+        try {
+          await this.deps.relayPods[what](pod);
+        } catch (err) {
+          failures.push(`${what} ${pod.metadata.name}: ${(err as Error).message}`);
+        }
+      }
+    };
+    await call(plan.drain, 'drain');
+    await call(plan.undrain, 'undrain');
+    const podNames = (ords: number[]) => ords.map((o) => `${childNames(mr).statefulSet}-${o}`).join(', ');
+    if (plan.drain.length > 0) event('Normal', 'ScaleDownDraining', `asked pods ${podNames(plan.drain)} to deliver their queues before they are removed`);
+    if (plan.undrain.length > 0) event('Normal', 'ScaleDownCancelled', `pods ${podNames(plan.undrain)} are wanted again: stopped their drain`);
+    if (failures.length > 0) event('Warning', 'DrainRequestFailed', failures.join('; '));
+
+    const ns = mr.metadata.namespace ?? '';
+    const before = this.flaggedSpools(mr);
+    const flagged = plan.unverified.map((o) => spoolClaimName(mr, o))
+      .filter((claim) => !before.includes(claim) && this.deps.caches.persistentVolumeClaims.get(ns, claim) !== undefined);
+    if (flagged.length > 0) {
+      event('Warning', 'SpoolNotDrained', `removed relay pods without proof that their spools were empty; PVCs ${flagged.join(', ')} are kept and may hold mail: scale up to cover them, or check and delete them`);
+    }
+    // A flagged spool back inside the StatefulSet is in a relay's hands again: it delivers it.
+    const prefix = `spool-${childNames(mr).statefulSet}`;
+    return [...before, ...flagged].filter((claim) => (ordinalOf(claim, prefix) ?? -1) >= plan.statefulSetReplicas).sort();
+  }
+
+  /** The spool PVCs named by the MailRelay's undrained annotation that still exist. */
+  private flaggedSpools(mr: MailRelay): string[] {
+    const value = mr.metadata.annotations?.[UNDRAINED_ANNOTATION] ?? '';
+    const ns = mr.metadata.namespace ?? '';
+    return [...new Set(value.split(',').map((s) => s.trim()).filter((s) => s !== ''))]
+      .filter((claim) => this.deps.caches.persistentVolumeClaims.get(ns, claim) !== undefined)
+      .sort();
+  }
+
+  /** Writes the undrained annotation when the list changed; returns the MailRelay as it is now (a new resourceVersion after a write). */
+  private async writeUndrained(mr: MailRelay, claims: string[], signal?: AbortSignal): Promise<MailRelay> {
+    const want = claims.length > 0 ? claims.join(',') : undefined;
+    if ((mr.metadata.annotations?.[UNDRAINED_ANNOTATION] ?? undefined) === want) return mr;
+    signal?.throwIfAborted();
+    const patched = await this.deps.clients.custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace: mr.metadata.namespace ?? '', name: mr.metadata.name,
+      body: { metadata: { annotations: { [UNDRAINED_ANNOTATION]: want ?? null } } },
+    }, MERGE_PATCH) as MailRelay;
+    return { ...mr, metadata: { ...mr.metadata, annotations: patched.metadata.annotations ?? {}, resourceVersion: patched.metadata.resourceVersion ?? '' } };
+  }
+
+  /**
+   * Writes status through the status subresource when it differs from what the MailRelay
+   * shows. A PUT carries the resourceVersion; on a conflict the MailRelay is read afresh
+   * and, if its spec did not change meanwhile, the write is tried once more.
+   */
+  private async writeStatus(mr: MailRelay, obs: Parameters<typeof buildStatus>[1], signal?: AbortSignal): Promise<MailRelayStatus> {
+    let current = mr;
+    for (let attempt = 0; ; attempt++) {
+      const status = buildStatus(current, obs);
+      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return status;
+      signal?.throwIfAborted();
+      try {
+        await this.deps.clients.custom.replaceNamespacedCustomObjectStatus({
+          group: GROUP, version: VERSION, plural: PLURAL, namespace: mr.metadata.namespace ?? '', name: mr.metadata.name,
+          body: { ...current, apiVersion: API_VERSION, kind: KIND, status },
+        });
+        return status;
+      } catch (err) {
+        if (!isApiError(err, 409) || attempt > 0) throw err;
+        const fresh = await this.deps.clients.raw.getRaw(RESOURCES.MailRelay, mr.metadata.namespace ?? '', mr.metadata.name) as unknown as MailRelay | undefined;
+        if (!fresh || fresh.metadata.generation !== mr.metadata.generation) throw new SpecChangedError('the MailRelay changed during the reconcile');
+        current = fresh;
+      }
+    }
+  }
+}

@@ -1,0 +1,87 @@
+// The operator's side of a scale-down (docs/adr/0003): it talks to the relay pods that a
+// scale-down will remove, over the pod network on the relay's HTTP port:
+//   GET    /metrics               mailrelay_queue_messages (summed over states) and mailrelay_draining
+//   POST   /drain?mode=hold        refuse new mail, deliver the queue, and stay up (do not exit)
+//                                 so the operator can see the spool reach zero
+//   DELETE /drain                 stop draining (a scale-up wants the pod back)
+// A pod that cannot be reached is "unknown", which the plan treats as holding mail.
+import { HTTP_PORT } from '../desired/layout.ts';
+import type { SpoolObservation } from '../desired/scale-down.ts';
+import type { KubeObject } from '../desired/meta.ts';
+
+/** Talks to one relay pod's HTTP endpoint. */
+export interface RelayPodClient {
+  /** What the pod's /metrics say about its spool; queuedMessages undefined when it cannot be scraped. */
+  observe(pod: KubeObject, ordinal: number): Promise<SpoolObservation>;
+  /** Asks the pod to drain and stay up. */
+  drain(pod: KubeObject): Promise<void>;
+  /** Asks the pod to stop draining. */
+  undrain(pod: KubeObject): Promise<void>;
+}
+
+/**
+ * Sums the samples of one metric in Prometheus text exposition format, optionally only
+ * those whose labels include `labels`; undefined when no sample matches. Pure.
+ */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?\s*$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (!Object.entries(labels).every(([k, v]) => got[k] === v)) continue;
+    const value = Number(m[3]);
+    if (!Number.isFinite(value)) continue;
+    sum = (sum ?? 0) + value;
+  }
+  return sum;
+}
+
+/** The base URL of a pod's relay HTTP server (http://<podIP>:9090); undefined without a pod IP. */
+export function podBaseUrl(pod: KubeObject): string | undefined {
+  const ip = (pod.status as { podIP?: string } | undefined)?.podIP;
+  if (!ip) return undefined;
+  return `http://${ip.includes(':') ? `[${ip}]` : ip}:${HTTP_PORT}`;
+}
+
+/** Options of the HTTP RelayPodClient. */
+export interface HttpRelayPodClientOptions {
+  /** Where a pod's relay HTTP server is (default podBaseUrl). */
+  baseUrl?: (pod: KubeObject) => string | undefined;
+  /** Per-request timeout (default 3 s). */
+  timeoutMs?: number;
+}
+
+/** The RelayPodClient that speaks HTTP to the pods. */
+export function httpRelayPodClient(opts: HttpRelayPodClientOptions = {}): RelayPodClient {
+  const baseUrl = opts.baseUrl ?? podBaseUrl;
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  const call = async (pod: KubeObject, method: string, path: string): Promise<string> => {
+    const base = baseUrl(pod);
+    if (!base) throw new Error(`pod ${pod.metadata.name} has no address yet`);
+    const res = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(timeoutMs) });
+    const body = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${path} on pod ${pod.metadata.name}: HTTP ${res.status} ${body.trim()}`);
+    return body;
+  };
+  return {
+    async observe(pod, ordinal) {
+      try {
+        const text = await call(pod, 'GET', '/metrics');
+        const queued = sumMetric(text, 'mailrelay_queue_messages');
+        const obs: SpoolObservation = { ordinal, draining: sumMetric(text, 'mailrelay_draining') === 1 };
+        if (queued !== undefined) obs.queuedMessages = queued;
+        return obs;
+      } catch {
+        return { ordinal, draining: false };
+      }
+    },
+    async drain(pod) {
+      await call(pod, 'POST', '/drain?mode=hold');
+    },
+    async undrain(pod) {
+      await call(pod, 'DELETE', '/drain');
+    },
+  };
+}
