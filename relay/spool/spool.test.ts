@@ -126,6 +126,31 @@ describe('Spool: accept, load, openBody', () => {
     await s2.close();
   });
 
+  it('hands out copies: mutating a loaded message changes nothing stored', async () => {
+    const s = await open(tmp());
+    const m = await s.accept(env(2), body(10));
+    m.recipients[0] = { address: 'evil', state: delivered };
+    const l = await s.load(m.id);
+    (l.recipients[1] as { state: RecipientState }).state = delivered;
+    const r = await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: deferred(5) }]);
+    r.message.recipients.length = 0;
+    assert.deepEqual((await s.load(m.id)).recipients.map((x) => x.state.state), ['deferred', 'pending']);
+    await s.close();
+  });
+
+  it('reads state from disk once the cache has evicted it', async () => {
+    const dir = tmp();
+    const s = await open(dir);
+    const first = await s.accept(env(2), body(10, 1));
+    await s.updateRecipients(first.id, [{ address: 'r1@example.com', state: deferred(77) }]);
+    for (let i = 0; i < 2100; i++) await s.accept(env(1), body(5));
+    assert.deepEqual((await s.load(first.id)).recipients.map((x) => x.state.state), ['pending', 'deferred']);
+    const r = await s.updateRecipients(first.id, [{ address: 'r0@example.com', state: delivered }]);
+    assert.deepEqual(r.message.recipients.map((x) => x.state.state), ['delivered', 'deferred']);
+    assert.deepEqual(await readBody(s, first.id), body(10, 1));
+    await s.close();
+  });
+
   it('lets a body stream that is being read finish across close()', async () => {
     const s = await open(tmp());
     const b = body(200_000, 9);
@@ -395,9 +420,12 @@ describe('Spool: disk failures (injected)', () => {
   });
 
   it('read errors surface as SpoolError from load and openBody', async () => {
+    const dir = tmp();
+    const s0 = await open(dir);
+    const m = await s0.accept(env(1), body(10));
+    await s0.close();
     const fs = new FaultFs();
-    const s = await Spool.open(tmp(), { fs, fsync: false });
-    const m = await s.accept(env(1), body(10));
+    const s = await Spool.open(dir, { fs, fsync: false }); // fresh: nothing cached
     fs.fail({ op: 'read', code: 'EIO' });
     await assert.rejects(s.load(m.id), (e) => e instanceof SpoolError && e.kind === 'io');
     await assert.rejects(collect(s.openBody(m.id)), (e) => e instanceof SpoolError && e.kind === 'io');
@@ -460,6 +488,7 @@ describe('Spool: model check', () => {
             s = await open(dir, o);
           }
           assert.equal(s.size, model.size);
+          for (const [id, { msg }] of model) assert.deepEqual(await s.load(id), msg);
         }
         await s.close();
         s = await open(dir, o);

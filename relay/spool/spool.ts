@@ -106,12 +106,17 @@ const DEFAULT_RESERVE = 64 * 1024 * 1024;
 const openDirs = new Set<string>();
 const HEAD_GUESS = 4096;
 const RELOCATE_CONCURRENCY = 8;
+// Decoded current state of the messages touched most recently (the scheduler's load() then
+// updateRecipients() of the same message then costs no disk read). Bounded, so the per-message
+// index stays the only thing that grows with the queue.
+const CACHE_MAX = 2048;
 const noopLog: SpoolLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Durable on-disk queue of accepted messages, with a small in-memory index for scheduling. */
 export class Spool {
   private readonly index = new QueueIndex();
   private readonly queues = new Map<string, QueueItem[]>();
+  private readonly cache = new Map<string, Current>();
   private readonly newId: () => string;
   private readonly fs: SpoolFs;
   private readonly sync: boolean;
@@ -204,13 +209,14 @@ export class Spool {
         throw toSpoolError(e, 'accept');
       }
       let loc: number;
+      let rec: Buffer;
+      let external: ExternalBody | undefined;
       try {
-        let external: ExternalBody | undefined;
         if (staged.kind === 'external') {
           if (this.sync) await this.bodiesCommitter.commit();
           external = { len: staged.length, crc: staged.crc };
         }
-        const rec = staged.kind === 'inline'
+        rec = staged.kind === 'inline'
           ? encodeRecord({ type: 'message', id, envelope: env }, staged.bytes, staged.crc)
           : encodeRecord({ type: 'message', id, envelope: env, external });
         loc = await this.log.append(rec);
@@ -222,7 +228,10 @@ export class Spool {
       const entry = this.index.set(id, env.receivedAt, 'queued', env.receivedAt) as IndexEntry;
       entry.msgLoc = loc; // the append's reference now belongs to the index
       this.free.writtenSince += staged.kind === 'inline' ? staged.bytes.length : staged.length;
-      return { ...env, id, size: staged.kind === 'inline' ? staged.bytes.length : staged.length, recipients: restore(env.recipients, undefined) };
+      const head: Current['head'] = external === undefined ? { type: 'message', id, envelope: env } : { type: 'message', id, envelope: env, external };
+      const cur: Current = { prefix: decodeRecordPrefix(rec) as RecordPrefix, head, recipients: restore(env.recipients, undefined) };
+      this.cachePut(id, cur);
+      return toQueued(cur);
     });
   }
 
@@ -456,6 +465,7 @@ export class Spool {
       }
       if (completed) {
         this.index.delete(id);
+        this.cache.delete(id);
         this.log.unref(loc); // a done record needs no reference: see log.ts on deletion order
         this.log.unref(entry.msgLoc);
         this.log.unref(entry.stateLoc);
@@ -469,10 +479,12 @@ export class Spool {
         entry.msgLoc = loc;
         entry.stateLoc = -1;
         this.index.set(id, entry.receivedAt, summary.kind, summary.dueAt);
+        this.cachePut(id, { ...decodeRecordHead(rec) as Pick<Current, 'prefix' | 'head'>, recipients });
       } else {
         this.log.unref(entry.stateLoc);
         entry.stateLoc = loc;
         this.index.set(id, entry.receivedAt, summary.kind, summary.dueAt);
+        this.cachePut(id, { ...cur, recipients });
       }
     }
     const result: UpdateResult = { message: toQueued({ ...cur, recipients }), completed };
@@ -483,6 +495,11 @@ export class Spool {
   // Reads the message record's head and the latest state record. Both segments are pinned
   // synchronously, before any await, so a concurrent update cannot get them deleted under us.
   private async readCurrent(entry: IndexEntry, op: string): Promise<Current> {
+    const cached = this.cache.get(entry.id);
+    if (cached !== undefined) {
+      this.cachePut(entry.id, cached); // most recently used
+      return cached;
+    }
     const msgLoc = entry.msgLoc;
     const stateLoc = entry.stateLoc;
     const msgSeg = this.log.acquire(msgLoc);
@@ -496,7 +513,13 @@ export class Spool {
         if (st.head.type !== 'state' || st.head.id !== entry.id) throw new CorruptRecordError(`state record at ${stateLoc} is not ${entry.id}'s`);
         snapshot = st.head.snapshot;
       }
-      return { prefix, head, recipients: restore(head.envelope.recipients, snapshot) };
+      const cur: Current = { prefix, head, recipients: restore(head.envelope.recipients, snapshot) };
+      // Only if nothing changed while we read: an update or relocation that finished meanwhile
+      // has cached something newer, or moved the records.
+      if (this.index.get(entry.id) === entry && entry.msgLoc === msgLoc && entry.stateLoc === stateLoc && !this.cache.has(entry.id)) {
+        this.cachePut(entry.id, cur);
+      }
+      return cur;
     } catch (e) {
       throw this.mapReadError(e, entry.id, op);
     } finally {
@@ -542,6 +565,17 @@ export class Spool {
       return body;
     } finally {
       await this.log.release(seg);
+    }
+  }
+
+  private cachePut(id: string, cur: Current): void {
+    this.cache.delete(id);
+    this.cache.set(id, cur);
+    if (this.cache.size > CACHE_MAX) {
+      for (const oldest of this.cache.keys()) {
+        this.cache.delete(oldest);
+        break;
+      }
     }
   }
 
@@ -717,7 +751,8 @@ export class Spool {
   }
 }
 
+// A fresh copy: what callers get must not alias the cache.
 function toQueued(cur: Current): QueuedMessage {
   const size = cur.head.external?.len ?? cur.prefix.bodyLength;
-  return { ...cur.head.envelope, id: cur.head.id, size, recipients: cur.recipients };
+  return structuredClone({ ...cur.head.envelope, id: cur.head.id, size, recipients: cur.recipients });
 }
