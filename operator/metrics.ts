@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Builds the operator's metrics on a registry of their own. */
 export function createOperatorMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
   const registers = [registry];
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_operator_process_' });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_operator_' });
   return {
     registry,
     reconciles: new Counter({

@@ -12,7 +12,7 @@ export type RetryReason = 'too_many_recipients' | 'temporary_reply' | 'connectio
 /** Builds the relay's metrics on a registry of their own (one per relay, so tests can run several). */
 export function createRelayMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
   const registers = [registry];
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_process_' });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_' });
   return {
     registry,
     smtpReplies: new Counter({

@@ -26,7 +26,7 @@ export async function metricsDoc(): Promise<string> {
     'Generated from `relay/metrics.ts` and `operator/metrics.ts` by `npx tsx scripts/gen-metrics-doc.ts > docs/metrics.md`.',
     'These names and labels are a contract: the chart\'s dashboards and alerts use them. Label values are',
     'bounded enums; no label ever carries a recipient, a domain or a message id. Both processes also',
-    'export prom-client\'s process metrics, prefixed `mailrelay_process_` and `mailrelay_operator_process_`.',
+    'export prom-client\'s default process metrics as `mailrelay_process_*`/`mailrelay_nodejs_*` and `mailrelay_operator_process_*`/`mailrelay_operator_nodejs_*`.',
     '',
     'The relay serves them on `http.port` (default 9090) at `/metrics`; the operator on its metrics port (8080).',
     '',

@@ -185,7 +185,7 @@ export const MailRelaySpecSchema = z.object({
       labels: stringMap('extra labels on the ServiceMonitor, e.g. the release label a Prometheus selects on'),
     }).prefault({}).describe('Prometheus Operator ServiceMonitor for the relay metrics'),
     prometheusRule: z.object({
-      enabled: z.boolean().default(true).describe('create a PrometheusRule with the relay alerts when the monitoring.coreos.com CRDs are installed'),
+      enabled: z.boolean().default(false).describe('create a per-relay PrometheusRule with the relay alerts (off by default: the chart\'s PrometheusRule already covers every relay, and both would page twice)'),
       labels: stringMap('extra labels on the PrometheusRule, e.g. the label a Prometheus ruleSelector selects on'),
     }).prefault({}).describe('Prometheus Operator alerting rules for this relay'),
   }).prefault({}).describe('Prometheus Operator integration'),

@@ -103,7 +103,10 @@ describe('ServiceMonitor', () => {
     validateKubeObject(sm);
     const spec = sm.spec as { selector: { matchLabels: Record<string, string> }; endpoints: Record<string, unknown>[] };
     assert.equal(spec.selector.matchLabels['mailrelay.io/service'], 'headless');
-    assert.deepEqual(spec.endpoints, [{ port: 'metrics', path: '/metrics', scheme: 'http', interval: '30s' }]);
+    assert.deepEqual(spec.endpoints, [{
+      port: 'metrics', path: '/metrics', scheme: 'http', interval: '30s',
+      relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_label_app_kubernetes_io_instance'], targetLabel: 'mailrelay', action: 'replace' }],
+    }], 'the mailrelay label every dashboard and alert groups by');
     assert.equal(sm.metadata.labels?.release, 'prom');
   });
 });
@@ -111,7 +114,8 @@ describe('ServiceMonitor', () => {
 describe('PrometheusRule', () => {
   it('is built only when enabled and the CRD exists', () => {
     assert.equal(buildPrometheusRule(relay({}), {}), undefined);
-    const pr = buildPrometheusRule(relay({ monitoring: { prometheusRule: { labels: { release: 'prom' } } } }), ALL);
+    assert.equal(buildPrometheusRule(relay({}), ALL), undefined, 'off by default: the chart\'s rules cover every relay');
+    const pr = buildPrometheusRule(relay({ monitoring: { prometheusRule: { enabled: true, labels: { release: 'prom' } } } }), ALL);
     assert.ok(pr);
     validateKubeObject(pr);
     assert.equal(pr.metadata.labels?.release, 'prom');

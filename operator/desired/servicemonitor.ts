@@ -13,7 +13,11 @@ import { SERVICE_ROLE_LABEL } from './service.ts';
 export function buildServiceMonitor(mr: MailRelay, inputs: Pick<MailRelayInputs, 'capabilities'>): KubeObject | undefined {
   const sm = withDefaults(mr.spec).monitoring.serviceMonitor;
   if (!sm.enabled || !inputs.capabilities?.serviceMonitor) return undefined;
-  const endpoint: Record<string, unknown> = { port: METRICS_PORT_NAME, path: '/metrics', scheme: 'http' };
+  const endpoint: Record<string, unknown> = {
+    port: METRICS_PORT_NAME, path: '/metrics', scheme: 'http',
+    // Every dashboard and alert groups relay series by a `mailrelay` label (docs/monitoring.md).
+    relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_label_app_kubernetes_io_instance'], targetLabel: 'mailrelay', action: 'replace' }],
+  };
   if (sm.interval) endpoint.interval = sm.interval;
   return {
     apiVersion: 'monitoring.coreos.com/v1',
