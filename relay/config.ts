@@ -79,6 +79,26 @@ export const DeliverySchema = z.object({
   message: 'mode "smarthost" needs delivery.smarthost.host', path: ['smarthost'],
 });
 
+/** What the relay does with an SPF result (RFC 7208 §8): refuse `fail` at MAIL, tag the message, or only count. */
+export const SpfPolicySchema = z.enum(['reject', 'tag', 'record']);
+/** SPF policy name. */
+export type SpfPolicy = z.infer<typeof SpfPolicySchema>;
+
+/** SPF (RFC 7208) sender verification of inbound MAIL FROM and HELO identities. */
+export const SpfSchema = z.object({
+  enabled: z.boolean().default(false).describe('check the SPF record of the MAIL FROM (and HELO) domain of each transaction'),
+  policy: SpfPolicySchema.default('reject').describe('reject: 550 5.7.23 on "fail", 451 4.7.24 on "temperror", Authentication-Results header on the rest; tag: header on every result, 451 4.7.24 on "temperror"; record: metric and log only (RFC 7372 codes)'),
+  skipTrusted: z.boolean().default(true).describe('clients in relayNetworks and authenticated clients are not checked'),
+  checkHelo: z.boolean().default(true).describe('also check the HELO identity (RFC 7208 §2.3); a HELO "fail" is treated like a MAIL FROM "fail"'),
+  rejectPermerror: z.boolean().default(false).describe('under policy reject, also refuse "permerror" (broken SPF records) with 550 5.7.24; otherwise they are accepted and recorded'),
+  dnsTimeoutMs: z.number().int().min(10).max(60_000).default(5000).describe('longest wait for one DNS answer; a lookup that takes longer is a temperror'),
+  checkBudgetMs: z.number().int().min(10).max(120_000).default(20_000).describe('longest time one check may take over all its lookups (RFC 7208 §4.6.4 asks for a limit that allows at least 20 s); beyond it the result is temperror'),
+  maxQueriesPerCheck: z.number().int().min(10).max(1000).default(100).describe('DNS queries one check may make in all (the RFC 7208 §4.6.4 term limits still allow ~200 through mx/ptr address lookups); more is a permerror'),
+  dnsServers: z.array(z.string()).default([]).describe('DNS servers ("ip" or "ip:port") for SPF lookups; empty = system resolver'),
+  cacheSize: z.number().int().min(1).max(1_000_000).default(10_000).describe('DNS answers kept in the SPF cache (least recently used dropped first)'),
+  cacheTtl: seconds(300).describe('longest time an answer stays cached; shorter record TTLs are honoured where Node reports them (A/AAAA); NXDOMAIN/NODATA stay at most 60 s, failures 5 s'),
+});
+
 /** Inbound SMTP listener, relay policy and limits. */
 export const InboundSchema = z.object({
   host: z.string().default('0.0.0.0').describe('address the SMTP listener binds'),
@@ -97,6 +117,14 @@ export const InboundSchema = z.object({
   maxConnections: z.number().int().min(1).default(1000).describe('simultaneous inbound sessions'),
   maxConnectionsPerIp: z.number().int().min(1).default(100).describe('simultaneous sessions per client IP'),
   socketTimeout: seconds(300).describe('idle time before an inbound session is closed (RFC 5321 §4.5.3.2.7)'),
+  connectionRatePerIp: z.number().positive().default(10).describe('new sessions per second a client IP (IPv6: its /64) may open, sustained; more get 421 4.7.0. Clients in relayNetworks are exempt'),
+  connectionBurstPerIp: z.number().int().min(1).default(50).describe('new sessions a client IP may open at once before connectionRatePerIp applies (token bucket size)'),
+  maxCommandsPerSession: z.number().int().min(10).default(20_000).describe('commands one session may send; then 421 4.7.0. Leave room for (maxRecipients + 3) per message times the messages a client sends per connection'),
+  commandTimeout: seconds(300).describe('time a client has to send a complete command line after our last reply, however it trickles its bytes (RFC 5321 §4.5.3.2.7); then 421 4.4.2'),
+  dataTimeout: seconds(600).describe('time a client has from the 354 reply to the final dot, in total; then 421 4.4.2'),
+  maxLineLength: z.number().int().min(998).default(998).describe('longest line of message data, without its CRLF (RFC 5322 §2.1.1: 998); a longer one gets 554 5.6.0 after the final dot'),
+  maxHeaderSize: z.number().int().min(1024).default(256 * 1024).describe('largest header section of a message in bytes; a larger one gets 552 5.3.4 after the final dot'),
+  spf: SpfSchema.default(SpfSchema.parse({})).describe('SPF sender verification (RFC 7208)'),
 });
 
 /** The full relay configuration. */
