@@ -8,8 +8,16 @@
 // reading (it failed, or the message is too big): smtp-server sends our reply when its
 // stream ends, and a reply before the client finished sending would be read as the
 // answer to the wrong command.
+//
+// Line endings are normalised and the content limits (content-limits.ts) checked right
+// here, synchronously as each chunk arrives, like the size limit: a broken limit is known
+// before the client's data ends, whatever the sink's pace.
+import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { LineEndingNormaliser } from './line-endings.ts';
+import { MessageScanner } from './content-limits.ts';
+import type { ContentLimits, ContentViolation } from './content-limits.ts';
+import { flushLineEndings, normaliseChunk } from './line-endings.ts';
+import type { LineEndingState } from './line-endings.ts';
 
 /** The body went over the size limit; the sink's iteration throws this. */
 export class MessageTooBigError extends Error {
@@ -27,8 +35,16 @@ export class ClientGoneError extends Error {
   }
 }
 
+/** The message broke a content limit (line length, header size); the sink's iteration throws this. */
+export class ContentLimitError extends Error {
+  override readonly name = 'ContentLimitError';
+  constructor(readonly violation: ContentViolation) {
+    super(`message data broke a limit: ${violation}`);
+  }
+}
+
 /** How the client's DATA ended. */
-export type DataOutcome = 'complete' | 'too_big' | 'aborted';
+export type DataOutcome = 'complete' | 'too_big' | 'aborted' | ContentViolation;
 
 /** A message body in transit from the client to the sink. */
 export interface MessageBody {
@@ -47,9 +63,17 @@ export interface MessageBody {
 /** The smtp-server DATA stream: a Readable that sets `sizeExceeded` once over the limit. */
 export type DataStream = Readable & { sizeExceeded?: boolean };
 
-/** Starts moving `stream` into a MessageBody, after `prefix`. */
-export function openMessageBody(stream: DataStream, prefix: Buffer): MessageBody {
-  const out = new LineEndingNormaliser({ highWaterMark: 64 * 1024 });
+/** Starts moving `stream` into a MessageBody, after `prefix`, enforcing `limits` when given. */
+export function openMessageBody(stream: DataStream, prefix: Buffer, limits?: ContentLimits): MessageBody {
+  const out = new PassThrough({ highWaterMark: 64 * 1024 });
+  const eol: LineEndingState = { pendingCR: false };
+  const scanner = limits ? new MessageScanner(limits) : undefined;
+  let bytesOut = 0;
+  const write = (b: Buffer): boolean => {
+    if (b.length === 0) return true;
+    bytesOut += b.length;
+    return out.write(b);
+  };
   // Errors reach the sink through its iteration; this listener only keeps an error on a
   // stream nobody iterates (the sink gave up early) from crashing the process.
   out.on('error', () => {});
@@ -76,7 +100,8 @@ export function openMessageBody(stream: DataStream, prefix: Buffer): MessageBody
     if (feeding) stream.resume();
   });
 
-  out.write(prefix);
+  write(prefix);
+  const scan = (b: Buffer): Buffer => (scanner ? scanner.push(b) : b);
   stream.on('data', (chunk: Buffer) => {
     if (!feeding) return;
     // smtp-server counts the bytes before it emits them, so the flag already covers this chunk.
@@ -84,16 +109,30 @@ export function openMessageBody(stream: DataStream, prefix: Buffer): MessageBody
       stopFeeding(new MessageTooBigError());
       return;
     }
-    if (!out.write(chunk)) stream.pause();
+    const next = scan(normaliseChunk(chunk, eol));
+    if (scanner?.violation) {
+      stopFeeding(new ContentLimitError(scanner.violation));
+      return;
+    }
+    if (!write(next)) stream.pause();
   });
   stream.on('end', () => {
     const tooBig = stream.sizeExceeded === true;
+    if (feeding && !tooBig) {
+      const tail = scan(flushLineEndings(eol));
+      const held = scanner ? scanner.end() : Buffer.alloc(0);
+      if (scanner?.violation) stopFeeding(new ContentLimitError(scanner.violation));
+      else {
+        write(tail);
+        write(held);
+      }
+    }
     if (feeding) {
       feeding = false;
       if (tooBig) out.destroy(new MessageTooBigError());
       else out.end();
     }
-    settle(tooBig ? 'too_big' : 'complete');
+    settle(tooBig ? 'too_big' : scanner?.violation ?? 'complete');
   });
   const gone = (err?: unknown): void => {
     if (stream.readableEnded) return;
@@ -107,7 +146,7 @@ export function openMessageBody(stream: DataStream, prefix: Buffer): MessageBody
     body: out as AsyncIterable<Buffer>,
     done,
     consumed: () => consumed,
-    bytes: () => out.bytesOut,
+    bytes: () => bytesOut,
     discard: () => stopFeeding(),
   };
 }

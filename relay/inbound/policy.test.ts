@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  REPLIES, authOffered, checkConnect, checkMailFrom, checkMessageSize, checkRcptTo, normaliseMailbox, replyMessage,
-  sinkFailureReply,
+  REPLIES, authOffered, checkConnect, checkMailFrom, checkMessageSize, checkRcptTo, checkSpf, libraryRefusal, normaliseMailbox,
+  replyMessage, sinkFailureReply,
 } from './policy.ts';
-import type { ConnectFacts, MailFacts, PolicyReply, RcptFacts } from './policy.ts';
+import type { ConnectFacts, MailFacts, PolicyReply, RcptFacts, SpfFacts, SpfOutcome } from './policy.ts';
 
 const limits = { maxMessageSize: 1000, maxRecipients: 3, maxConnections: 10, maxConnectionsPerIp: 2 };
 
@@ -26,6 +26,8 @@ test('checkConnect: draining, then the global limit, then the per-IP limit', () 
     [{ draining: true, open: 0, openFromIp: 0 }, '421 4.3.2'],
     [{ draining: false, open: 10, openFromIp: 0 }, '421 4.3.2'],
     [{ draining: false, open: 3, openFromIp: 2 }, '421 4.7.0'],
+    [{ draining: false, open: 3, openFromIp: 1, rateLimited: true }, '421 4.7.0'],
+    [{ draining: true, open: 3, openFromIp: 1, rateLimited: true }, '421 4.3.2'],
   ];
   for (const [facts, want] of table) assert.equal(codes(checkConnect(facts, limits)), want, JSON.stringify(facts));
   assert.equal(checkConnect({ draining: false, open: 3, openFromIp: 2 }, limits)?.text, 'Too many connections from your address');
@@ -108,4 +110,50 @@ test('sinkFailureReply: no_space is 452 4.3.1, every other storage failure 451 4
     [undefined, '451 4.3.0'],
   ];
   for (const [kind, want] of table) assert.equal(codes(sinkFailureReply(kind)), want, String(kind));
+});
+
+test('checkConnect: a client over its connection rate gets its own 421 4.7.0 text', () => {
+  assert.equal(checkConnect({ draining: false, open: 0, openFromIp: 0, rateLimited: true }, limits), REPLIES.connectionRate);
+});
+
+test('libraryRefusal: smtp-server\'s abuse-related 421s get enhanced codes and reasons; other replies are left alone', () => {
+  const table: [number, string, string | null][] = [
+    [421, 'relay.test You talk too soon', '421 4.5.0 early_talker'],
+    [421, 'Error: Command line too long', '421 4.5.2 command_too_long'],
+    [421, 'Error: too many unrecognized commands', '421 4.7.0 too_many_unrecognized_commands'],
+    [421, 'Timeout - closing connection', '421 4.4.2 idle_timeout'],
+    [421, 'HTTP requests not allowed', '421 4.7.0 http_request'],
+    [421, 'relay.test Too many connected clients, try again in a moment', null],
+    [503, 'Error: send HELO/EHLO first', null],
+    [500, 'Error: command not recognized', null],
+  ];
+  for (const [code, text, want] of table) {
+    const r = libraryRefusal(code, text);
+    assert.equal(r ? `${r.code} ${r.enhanced} ${r.reason}` : null, want, text);
+  }
+});
+
+test('checkSpf: fail refuses under reject (either identity), temperror defers under reject and tag, record changes nothing', () => {
+  const all: SpfOutcome[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror'];
+  const table: [SpfFacts, 'reject' | 'tag' | 'record', boolean, string | null, boolean][] = [
+    [{ mailfrom: 'pass' }, 'reject', false, null, true],
+    [{ mailfrom: 'fail' }, 'reject', false, '550 5.7.23', false],
+    [{ mailfrom: 'pass', helo: 'fail' }, 'reject', false, '550 5.7.23', false],
+    [{ mailfrom: 'softfail' }, 'reject', false, null, true],
+    [{ mailfrom: 'temperror' }, 'reject', false, '451 4.7.24', false],
+    [{ mailfrom: 'pass', helo: 'temperror' }, 'reject', false, null, true],
+    [{ mailfrom: 'permerror' }, 'reject', false, null, true],
+    [{ mailfrom: 'permerror' }, 'reject', true, '550 5.7.24', false],
+    [{ mailfrom: 'permerror' }, 'tag', true, null, true],
+    [{ mailfrom: 'fail' }, 'tag', false, null, true],
+    [{ mailfrom: 'temperror' }, 'tag', false, '451 4.7.24', false],
+  ];
+  for (const [facts, policy, rejectPermerror, reply, tag] of table) {
+    const d = checkSpf(facts, { policy, rejectPermerror });
+    assert.equal(codes(d.reply), reply, `${JSON.stringify(facts)} ${policy}`);
+    assert.equal(d.tag, tag, `${JSON.stringify(facts)} ${policy} tag`);
+  }
+  for (const mailfrom of all) for (const helo of [...all, undefined]) {
+    assert.deepEqual(checkSpf({ mailfrom, helo }, { policy: 'record', rejectPermerror: true }), { reply: null, tag: false });
+  }
 });

@@ -24,7 +24,21 @@ export type RejectReason =
   | 'spool_error'
   | 'auth_failed'
   | 'auth_unavailable'
-  | 'too_many_auth_failures';
+  | 'too_many_auth_failures'
+  | 'connection_rate'
+  | 'too_many_commands'
+  | 'too_many_unrecognized_commands'
+  | 'command_timeout'
+  | 'data_timeout'
+  | 'idle_timeout'
+  | 'early_talker'
+  | 'command_too_long'
+  | 'http_request'
+  | 'line_too_long'
+  | 'header_too_big'
+  | 'spf_fail'
+  | 'spf_temperror'
+  | 'spf_permerror';
 
 /** A refusal: 3-digit code, RFC 3463 enhanced code ("5.7.1"), text, and why. */
 export interface PolicyReply {
@@ -81,6 +95,32 @@ export const REPLIES = Object.freeze({
   authFailed: reply(535, '5.7.8', 'Authentication credentials invalid', 'auth_failed'),
   authUnavailable: reply(454, '4.7.0', 'Temporary authentication failure', 'auth_unavailable'),
   tooManyAuthFailures: reply(421, '4.7.0', 'Too many authentication failures', 'too_many_auth_failures'),
+  // Abuse limits of the listener. A 421 closes the session (RFC 5321 §3.8); X.7.0 for a
+  // per-client policy limit, X.4.2 "Bad connection" for a client too slow to be served.
+  connectionRate: reply(421, '4.7.0', 'Too many new connections from your address, slow down', 'connection_rate'),
+  tooManyCommands: reply(421, '4.7.0', 'Too many commands', 'too_many_commands'),
+  tooManyUnrecognized: reply(421, '4.7.0', 'Too many unrecognized commands', 'too_many_unrecognized_commands'),
+  commandTimeout: reply(421, '4.4.2', 'Timeout waiting for a command', 'command_timeout'),
+  dataTimeout: reply(421, '4.4.2', 'Timeout: message data took too long', 'data_timeout'),
+  idleTimeout: reply(421, '4.4.2', 'Timeout - closing connection', 'idle_timeout'),
+  // RFC 5321 §4.3.1 / §3.1: the client must wait for the greeting; one that talks first is
+  // a bot that ignores replies (smtp-server detects it during its 100 ms pre-greeting
+  // pause). X.5.0 "Other or undefined protocol status".
+  earlyTalker: reply(421, '4.5.0', 'Protocol error: data sent before the greeting', 'early_talker'),
+  // RFC 5321 §4.5.3.1.4 allows 512 octets (AUTH, RFC 4954 §4: 12288); smtp-server's parser
+  // stops at 16 KiB and cannot go on, so the reply is a 421, with X.5.2 "Syntax error".
+  commandTooLong: reply(421, '4.5.2', 'Command line too long', 'command_too_long'),
+  httpRequest: reply(421, '4.7.0', 'HTTP requests not allowed', 'http_request'),
+  // RFC 5322 §2.1.1: a line MUST be at most 998 characters plus CRLF. Answered after the
+  // final dot; X.6.0 "Other or undefined media error" (the content, not the protocol).
+  lineTooLong: reply(554, '5.6.0', 'Message has a line longer than the limit (RFC 5322 2.1.1)', 'line_too_long'),
+  // A header section beyond the limit: X.3.4 "Message too big for system", as for size.
+  headerTooBig: reply(552, '5.3.4', 'Message header exceeds the fixed maximum size', 'header_too_big'),
+  // RFC 7208 §8.4 with the RFC 7372 codes: 550 X.7.23 "SPF validation failed" for a fail,
+  // X.7.24 "SPF validation error" for temperror (451) and permerror (550).
+  spfFail: reply(550, '5.7.23', 'SPF validation failed', 'spf_fail'),
+  spfTempError: reply(451, '4.7.24', 'SPF validation error (temporary DNS failure), try again later', 'spf_temperror'),
+  spfPermError: reply(550, '5.7.24', 'SPF validation error (the sender domain publishes an invalid SPF record)', 'spf_permerror'),
 });
 
 /** The reply as smtp-server's error message: the enhanced code, then the text. */
@@ -96,6 +136,8 @@ export interface ConnectFacts {
   open: number;
   /** Sessions already open from this client's IP (not counting this one). */
   openFromIp: number;
+  /** The client's IP has used up its connection rate (token bucket empty). */
+  rateLimited?: boolean;
 }
 
 /** Whether to greet a new connection or refuse it with 421. */
@@ -103,7 +145,57 @@ export function checkConnect(f: ConnectFacts, limits: Pick<InboundLimits, 'maxCo
   if (f.draining) return REPLIES.shuttingDown;
   if (f.open >= limits.maxConnections) return REPLIES.tooManyConnections;
   if (f.openFromIp >= limits.maxConnectionsPerIp) return REPLIES.tooManyFromIp;
+  if (f.rateLimited) return REPLIES.connectionRate;
   return null;
+}
+
+/**
+ * Our reply for one of smtp-server's own refusals, recognised by its text, so it carries
+ * an enhanced code that says what happened and a reason for the log; null keeps
+ * smtp-server's reply (syntax and sequence errors, whose generic codes fit).
+ */
+export function libraryRefusal(code: number, text: string): PolicyReply | null {
+  if (code !== 421) return null;
+  if (text.includes('You talk too soon')) return REPLIES.earlyTalker;
+  if (text.includes('Command line too long')) return REPLIES.commandTooLong;
+  if (text.includes('too many unrecognized commands')) return REPLIES.tooManyUnrecognized;
+  if (text.startsWith('Timeout')) return REPLIES.idleTimeout;
+  if (text.includes('HTTP requests not allowed')) return REPLIES.httpRequest;
+  return null;
+}
+
+/** SPF results of one transaction (RFC 7208 §2.6), as far as they were checked. */
+export interface SpfFacts {
+  /** Result for the MAIL FROM identity (postmaster@HELO for a null sender). */
+  mailfrom: SpfOutcome;
+  /** Result for the HELO identity, when it was checked. */
+  helo?: SpfOutcome;
+}
+
+/** An RFC 7208 §2.6 result. */
+export type SpfOutcome = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
+
+/** What to do with a transaction's SPF results: refuse MAIL with `reply`, or accept and maybe add the header. */
+export interface SpfDecision {
+  reply: PolicyReply | null;
+  /** Add an Authentication-Results field (RFC 8601) to the message. */
+  tag: boolean;
+}
+
+/**
+ * RFC 7208 §8 results under the configured policy. `record` never changes a reply.
+ * `reject` refuses a fail of either identity (§8.4; a HELO fail is conclusive, §2.3),
+ * defers a MAIL FROM temperror (§8.6), refuses a permerror only when asked (§8.7 leaves
+ * it to local policy), and tags the rest. `tag` defers a temperror and tags everything else.
+ */
+export function checkSpf(f: SpfFacts, cfg: { policy: 'reject' | 'tag' | 'record'; rejectPermerror: boolean }): SpfDecision {
+  if (cfg.policy === 'record') return { reply: null, tag: false };
+  if (cfg.policy === 'reject') {
+    if (f.mailfrom === 'fail' || f.helo === 'fail') return { reply: REPLIES.spfFail, tag: false };
+    if (f.mailfrom === 'permerror' && cfg.rejectPermerror) return { reply: REPLIES.spfPermError, tag: false };
+  }
+  if (f.mailfrom === 'temperror') return { reply: REPLIES.spfTempError, tag: false };
+  return { reply: null, tag: true };
 }
 
 /** Whether AUTH is offered to this session. */

@@ -16,6 +16,17 @@
 //    the data still flows; we cut the body off then and answer 552 5.3.4 after the dot.
 //  - Without STARTTLS configured it allows AUTH over plaintext to anyone; AUTH is offered
 //    per session instead (session.disabledCommands), see policy.authOffered.
+//  - Its own refusals (early talker: data before the greeting during its 100 ms pause;
+//    a command line over 16 KiB; 10 unrecognized commands; its idle timeout) are 421s
+//    that close the session; policy.libraryRefusal gives them enhanced codes and reasons.
+//  - Its idle timeout (socketTimeout) restarts with every byte and is suspended while a
+//    handler of ours runs, so a client trickling a byte a minute would hold a session for
+//    ever. Our own clocks bound what the client owes us: a complete command line within
+//    commandTimeout of our last reply, the whole DATA phase within dataTimeout.
+//  - Commands per session are counted in a wrapper of the connection's _onCommand.
+//
+// SPF (relay/spf) runs in onMailFrom, per session, under its own time budget: smtp-server
+// holds only that session's next command until the callback, every other session goes on.
 import os from 'node:os';
 import { readFile, stat } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
@@ -29,12 +40,15 @@ import type { Logger } from 'pino';
 import type { RelayConfig } from '../config.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import { networkMatcher } from '../net/cidr.ts';
+import { buildAuthResultsHeader, claimsAuthservId, createSpfVerifier, identitiesFor } from '../spf/index.ts';
+import type { SpfCheckResult, SpfVerifier } from '../spf/index.ts';
 import { openMessageBody } from './body.ts';
 import {
-  REPLIES, authOffered, checkConnect, checkMailFrom, checkMessageSize, checkRcptTo, normaliseMailbox, replyMessage,
-  sinkFailureReply,
+  REPLIES, authOffered, checkConnect, checkMailFrom, checkMessageSize, checkRcptTo, checkSpf, libraryRefusal, normaliseMailbox,
+  replyMessage, sinkFailureReply,
 } from './policy.ts';
 import type { InboundLimits, PolicyReply } from './policy.ts';
+import { ConnectionRateLimiter } from './rate-limit.ts';
 import { buildReceivedHeader, withProtocol } from './received.ts';
 import { sinkErrorKind } from './types.ts';
 import type { InboundEnvelope, InboundRecipient, MessageSink, NotifyKeyword } from './types.ts';
@@ -65,6 +79,8 @@ export interface StartInboundOptions {
   acceptTimeoutMs?: number;
   /** How often to look for a renewed TLS certificate (default 60 s). */
   tlsReloadMs?: number;
+  /** A ready SPF verifier (tests inject one with a fake DNS); default: built from config.spf when enabled. */
+  spf?: SpfVerifier;
 }
 
 /** A running inbound listener. */
@@ -83,6 +99,8 @@ export interface InboundServer {
   sessions(): number;
   /** Transactions in progress: MAIL accepted and no final reply yet. */
   transactions(): number;
+  /** The SPF verifier (its DNS cache and in-flight lookups), when SPF is enabled. */
+  readonly spf: SpfVerifier | undefined;
 }
 
 interface SessionState {
@@ -92,6 +110,20 @@ interface SessionState {
   ip: string;
   inData: boolean;
   authFailures: number;
+  /** Command lines received (maxCommandsPerSession). */
+  commands: number;
+  /** The client-owes-us clock: fires at commandTimeout/dataTimeout. */
+  timer: NodeJS.Timeout | undefined;
+  /** When our last reply went out (Date.now()). */
+  waitingSince: number;
+  /** When the 354 went out (Date.now()). */
+  dataSince: number;
+  /** Aborted when the session closes: its SPF checks stop at their next lookup. */
+  abort: AbortController;
+  /** The HELO identity's SPF check, done once per HELO name. */
+  heloSpf: { name: string; result: Promise<SpfCheckResult> } | undefined;
+  /** SPF results to record in the message of this transaction (RFC 8601 header). */
+  spfTag: { transaction: number; results: SpfCheckResult[] } | undefined;
 }
 
 const LOOPBACK = networkMatcher(['127.0.0.0/8', '::1/128']);
@@ -141,6 +173,18 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       : undefined);
   const tlsFiles = config.tls;
   let tlsState = tlsFiles ? await readTls(tlsFiles) : undefined;
+  const spfConfig = config.spf;
+  const spf = opts.spf ?? (spfConfig.enabled ? createSpfVerifier(spfConfig, { hostname }) : undefined);
+  const spfTags = spf !== undefined && spfConfig.policy !== 'record';
+  const rateLimiter = new ConnectionRateLimiter({ ratePerSecond: config.connectionRatePerIp, burst: config.connectionBurstPerIp });
+  const commandTimeoutMs = config.commandTimeout * 1000;
+  const dataTimeoutMs = config.dataTimeout * 1000;
+  const contentLimits = {
+    maxLineLength: config.maxLineLength,
+    maxHeaderSize: config.maxHeaderSize,
+    // RFC 8601 §5: fields claiming our authserv-id from outside are forgeries once we add ours.
+    ...(spfTags ? { dropField: (name: string, value: string) => claimsAuthservId(name, value, hostname) } : {}),
+  };
 
   const sessions = new Map<string, SessionState>();
   const perIp = new Map<string, number>();
@@ -176,26 +220,100 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     if (s.counted && isIdle(s) && !s.conn._closing && !s.conn._closed) s.conn.send(421, replyMessage(REPLIES.shuttingDown));
   };
 
+  /** Ends a session that broke a limit of ours with its 421 (smtp-server closes on any 421). */
+  const expire = (s: SessionState, r: PolicyReply): void => {
+    if (s.conn._closing || s.conn._closed) return;
+    log.info({ session: s.conn.id, client: s.ip, code: r.code, enhanced: r.enhanced, reason: r.reason, commands: s.commands }, `rejected: ${r.text}`);
+    s.conn.send(r.code, replyMessage(r));
+  };
+
+  const armClientTimer = (s: SessionState, ms: number): void => {
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => onClientTimer(s), Math.max(1, ms));
+    s.timer.unref();
+  };
+
+  // Runs when the client may have run out of time; decides by what the session waits for.
+  const onClientTimer = (s: SessionState): void => {
+    s.timer = undefined;
+    const c = s.conn;
+    if (c._closing || c._closed) return;
+    if (c._parser && c._parser._dataMode) {
+      const left = s.dataSince + dataTimeoutMs - Date.now();
+      if (left > 0) armClientTimer(s, left);
+      else expire(s, REPLIES.dataTimeout);
+      return;
+    }
+    // Our turn (a handler such as the SPF check runs, or the sink stores a message): the
+    // client waits for us, and our next reply starts its clock again.
+    if (c._handlerPending || c._dataStream) return;
+    const left = s.waitingSince + commandTimeoutMs - Date.now();
+    if (left > 0) armClientTimer(s, left);
+    else expire(s, REPLIES.commandTimeout);
+  };
+
+  /** After a reply: the client owes us the next command, or after 354 the message. */
+  const afterReply = (s: SessionState, code: number): void => {
+    if (!s.counted || s.conn._closing || s.conn._closed) return;
+    const t = Date.now();
+    if (code === 354) {
+      s.dataSince = t;
+      armClientTimer(s, dataTimeoutMs);
+    } else {
+      s.waitingSince = t;
+      armClientTimer(s, commandTimeoutMs);
+    }
+  };
+
   const hookConnection = (conn: SMTPConnection): void => {
-    sessions.set(conn.id, { conn, counted: false, ip: conn.remoteAddress, inData: false, authFailures: 0 });
+    const s: SessionState = {
+      conn, counted: false, ip: conn.remoteAddress, inData: false, authFailures: 0, commands: 0, timer: undefined,
+      waitingSince: Date.now(), dataSince: 0, abort: new AbortController(), heloSpf: undefined, spfTag: undefined,
+    };
+    sessions.set(conn.id, s);
     const send = conn.send.bind(conn);
     conn.send = (code, data, context) => {
       if (code >= 400) metrics.inboundRejections.inc({ code: String(code) });
       if (typeof data === 'string') {
         const m = ENHANCED_PREFIX.exec(data);
         // Ours: the text carries its enhanced code; `false` stops smtp-server adding another.
-        if (m && Number(m[1]) === Math.floor(code / 100)) return send(code, data, false);
-        // smtp-server's own refusals (syntax, sequence, timeouts): logged here, once.
-        if (code >= 400) log.info({ session: conn.id, client: conn.remoteAddress, code, reason: 'protocol' }, `rejected: ${data}`);
+        if (m && Number(m[1]) === Math.floor(code / 100)) {
+          send(code, data, false);
+          afterReply(s, code);
+          return;
+        }
+        // smtp-server's own refusals: the abuse-related ones get our enhanced code and reason,
+        // the rest (syntax, sequence) keep its mapping; logged here, once.
+        if (code >= 400) {
+          const mapped = libraryRefusal(code, data);
+          log.info({ session: conn.id, client: conn.remoteAddress, code, reason: mapped?.reason ?? 'protocol', commands: s.commands },
+            `rejected: ${mapped?.text ?? data}`);
+          if (mapped) {
+            send(mapped.code, replyMessage(mapped), false);
+            return;
+          }
+        }
       }
-      return send(code, data, context);
+      send(code, data, context);
+      afterReply(s, code);
+    };
+    const onCommand = conn._onCommand.bind(conn);
+    conn._onCommand = (command, callback) => {
+      if (++s.commands > config.maxCommandsPerSession) {
+        // Not passed on: the parser stays parked and the 421 closes the connection.
+        expire(s, REPLIES.tooManyCommands);
+        return;
+      }
+      onCommand(command, callback);
     };
   };
 
   const onConnect = (session: SMTPServerSession, cb: (err?: SMTPServerError | null) => void): void => {
     const s = sessions.get(session.id);
     const ip = session.remoteAddress;
-    const r = checkConnect({ draining, open: counted, openFromIp: perIp.get(ip) ?? 0 }, limits);
+    // Every attempt spends a token, refused ones too; our own networks are not limited.
+    const rateLimited = !inRelayNetworks(ip) && !rateLimiter.take(ip, Date.now());
+    const r = checkConnect({ draining, open: counted, openFromIp: perIp.get(ip) ?? 0, rateLimited }, limits);
     if (r || !s) {
       // The text carries the enhanced code: smtp-server sends onConnect refusals without one.
       cb(reject(r ?? REPLIES.spoolError, session));
@@ -212,6 +330,11 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
   const onClose = (session: SMTPServerSession): void => {
     const s = sessions.get(session.id);
     sessions.delete(session.id);
+    if (s) {
+      clearTimeout(s.timer);
+      s.timer = undefined;
+      s.abort.abort();
+    }
     if (!s?.counted) return;
     counted--;
     const n = (perIp.get(s.ip) ?? 1) - 1;
@@ -261,7 +384,44 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     const mb = normaliseMailbox(address.address, 'sender', session.envelope.smtpUtf8 === true);
     if (!mb.ok) return cb(reject(mb.reply, session, { from: address.address }));
     address.address = mb.address;
-    cb();
+    const s = sessions.get(session.id);
+    if (s) s.spfTag = undefined;
+    if (!spf || !s || (spfConfig.skipTrusted && (inRelayNetworks(session.remoteAddress) || Boolean(session.user)))) return cb();
+    verifySender(spf, s, session, mb.address).then((r) => cb(r ? reject(r.reply, session, r.facts) : null), (err: unknown) => {
+      // checks never reject; this is a bug of ours, and the client may try again
+      log.error({ session: session.id, err }, 'SPF check failed');
+      cb(reject(REPLIES.spfTempError, session, { from: mb.address }));
+    });
+  };
+
+  /** Runs the transaction's SPF checks; resolves with the refusal, or null after noting the results for the header. */
+  const verifySender = async (
+    v: SpfVerifier, s: SessionState, session: SMTPServerSession, sender: string,
+  ): Promise<{ reply: PolicyReply; facts: Record<string, unknown> } | null> => {
+    const helo = session.hostNameAppearsAs || '';
+    const ids = identitiesFor({ ip: session.remoteAddress, sender, helo, checkHelo: spfConfig.checkHelo });
+    const deadline = Date.now() + spfConfig.checkBudgetMs;
+    const signal = s.abort.signal;
+    const counted = (p: Promise<SpfCheckResult>): Promise<SpfCheckResult> => p.then((r) => {
+      metrics.spfResults.inc({ result: r.result });
+      return r;
+    });
+    const heloId = ids.helo;
+    if (heloId && s.heloSpf?.name !== helo) s.heloSpf = { name: helo, result: counted(v.checker.check({ ...heloId, deadline, signal })) };
+    const [mailfrom, heloResult] = await Promise.all([
+      counted(v.checker.check({ ...ids.mailfrom, deadline, signal })),
+      heloId ? s.heloSpf?.result : undefined,
+    ]);
+    const decision = checkSpf({ mailfrom: mailfrom.result, helo: heloResult?.result }, spfConfig);
+    const results = heloResult ? [mailfrom, heloResult] : [mailfrom];
+    const facts = {
+      from: sender,
+      spf: results.map((r) => ({ identity: r.identity, domain: r.domain, result: r.result, ms: r.ms, lookups: r.lookups, comment: r.comment })),
+    };
+    if (decision.reply) return { reply: decision.reply, facts };
+    log.info({ session: session.id, client: session.remoteAddress, ...facts }, 'SPF checked');
+    s.spfTag = decision.tag ? { transaction: session.transaction, results } : undefined;
+    return null;
   };
 
   const onRcptTo = (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: SMTPServerError | null) => void): void => {
@@ -356,7 +516,10 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       recipients: envelope.recipients.map((r) => r.address),
       date: receivedAt,
     });
-    const msg = openMessageBody(stream, Buffer.from(header, 'utf8'));
+    const tag = s?.spfTag && s.spfTag.transaction === session.transaction ? s.spfTag.results : undefined;
+    // RFC 8601 §5: Authentication-Results goes on top, with the trace fields.
+    const authResults = tag ? buildAuthResultsHeader(hostname, tag) : '';
+    const msg = openMessageBody(stream, Buffer.from(authResults + header, 'utf8'), contentLimits);
     const facts = { session: session.id, client: session.remoteAddress, from: envelope.from, recipients: envelope.recipients.length };
 
     const finish = async (): Promise<void> => {
@@ -376,6 +539,13 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
         return;
       }
       const tooBig = outcome === 'too_big' ? REPLIES.tooBig : checkMessageSize(stream.byteLength, limits);
+      const broken = outcome === 'line_too_long' ? REPLIES.lineTooLong : outcome === 'header_too_big' ? REPLIES.headerTooBig : null;
+      if (!tooBig && broken) {
+        if (stored) log.error({ ...facts, queueId: stored.id }, 'sink stored a message although its body failed');
+        metrics.inboundMessages.inc({ result: 'rejected' });
+        cb(reject(broken, session, { ...facts, maxLineLength: config.maxLineLength, maxHeaderSize: config.maxHeaderSize }));
+        return;
+      }
       if (tooBig) {
         if (stored) log.error({ ...facts, queueId: stored.id }, 'sink stored an oversized message although its body failed');
         metrics.inboundMessages.inc({ result: 'rejected' });
@@ -516,5 +686,6 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     },
     sessions: () => counted,
     transactions: () => [...sessions.values()].filter((s) => s.counted && !isIdle(s)).length,
+    spf,
   };
 }
