@@ -225,7 +225,10 @@ export class SegmentLog {
     // Bounded by the number of segments.
     for (const seg of [...this.segments.values()]) {
       if (seg === this.active || seg.live > 0) return;
-      await this.fs.unlink(seg.path);
+      // ENOENT: an earlier pass unlinked it but failed before its directory fsync.
+      await this.fs.unlink(seg.path).catch((e: unknown) => {
+        if ((e as { code?: unknown }).code !== 'ENOENT') throw e;
+      });
       // Durable before the next deletion, so the segments that survive a crash are always a
       // suffix of the log (see the file comment).
       if (this.opts.sync) await this.opts.syncDir();

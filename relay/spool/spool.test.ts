@@ -237,6 +237,35 @@ describe('Spool: recipient states', () => {
     await s.close();
   });
 
+  it('an empty update writes nothing', async () => {
+    const s = await open(tmp());
+    const m = await s.accept(env(1), body(1));
+    const records = s.stats().log.records;
+    const r = await s.updateRecipients(m.id, []);
+    assert.equal(r.completed, false);
+    assert.equal(s.stats().log.records, records);
+    await s.close();
+  });
+
+  it('a segment deletion that failed half-way is finished by the next pass', async () => {
+    const dir = tmp();
+    const fs = new FaultFs();
+    const s = await Spool.open(dir, { fs, fsync: true, maxSegmentBytes: 1024 });
+    // Log-directory fsyncs after open: creating segment 1, then deleting it (fails here).
+    fs.fail({ op: 'fsync', path: /log$/, code: 'EIO', times: 1, after: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const m = await s.accept(env(1), body(200, i));
+      await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: delivered }]);
+      ids.push(m.id);
+    }
+    await s.close();
+    assert.ok(readdirSync(join(dir, 'log')).length <= 2, readdirSync(join(dir, 'log')).join(','));
+    const s2 = await open(dir);
+    assert.equal(s2.size, 0);
+    await s2.close();
+  });
+
   it('remove() purges a message whatever its states', async () => {
     const dir = tmp();
     const s = await open(dir);

@@ -442,7 +442,7 @@ export class Spool {
     if (accepted.length === 0) return;
     const summary = summarize(recipients, entry.receivedAt);
     const completed = removeAll || summary.kind === 'done';
-    const changed = completed || accepted.some((i) => i.op === 'update');
+    const changed = completed || accepted.some((i) => i.op === 'update' && i.updates.length > 0);
     let rec: Buffer | undefined;
     if (completed) {
       rec = encodeRecord({ type: 'done', id });
