@@ -15,8 +15,8 @@ import { Writable } from 'node:stream';
 import bcrypt from 'bcryptjs';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { InboundSchema } from '../config.ts';
-import type { RelayConfig } from '../config.ts';
 import { createRelayMetrics } from '../metrics.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import { startInbound } from './server.ts';
@@ -96,7 +96,7 @@ export interface TestInbound {
 
 /** Starts inbound on 127.0.0.1, port 0, relaying for 127.0.0.1/32, no rDNS, with `over` applied. */
 export async function startTestInbound(
-  over: Partial<RelayConfig['inbound']> = {},
+  over: Partial<z.input<typeof InboundSchema>> = {},
   extra: Partial<Omit<StartInboundOptions, 'config' | 'log' | 'metrics'>> = {},
 ): Promise<TestInbound> {
   const config = InboundSchema.parse({ host: '127.0.0.1', port: 0, hostname: 'relay.test', relayNetworks: ['127.0.0.1/32'], ...over });
