@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  RECORD_PREFIX_SIZE, SEGMENT_HEADER_SIZE, decodeRecordHead, decodeRecordPrefix, decodeSegmentHeader, encodeRecord,
+  crc32, crc32Js, RECORD_PREFIX_SIZE, SEGMENT_HEADER_SIZE, decodeRecordHead, decodeRecordPrefix, decodeSegmentHeader, encodeRecord,
   encodeSegmentHeader, scanSegment, validateEnvelope, validateUpdate,
 } from './record.ts';
 import type { Envelope, RecipientState, RecipientUpdate, RecordHead } from './record.ts';
@@ -106,6 +106,14 @@ describe('record codec', () => {
       assert.throws(() => decodeRecordHead(bad), CorruptRecordError, `flip at byte ${i}`);
     }
     assert.equal(decodeRecordPrefix(buf.subarray(0, RECORD_PREFIX_SIZE - 1)), undefined);
+  });
+
+  it('the JS crc32 fallback matches zlib, chained too (property)', () => {
+    assert.equal(crc32Js(Buffer.from('123456789')), 0xcbf43926); // the standard check value
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 2000 }), fc.uint8Array({ maxLength: 100 }), (a, b) => {
+      assert.equal(crc32Js(a), crc32(a));
+      assert.equal(crc32Js(b, crc32Js(a)), crc32(Buffer.concat([a, b])));
+    }), { numRuns: 200 });
   });
 
   it('encodes and checks segment headers', () => {

@@ -25,7 +25,7 @@
 // acknowledged only after the fdatasync that follows them, so a crash can only leave
 // unacknowledged bytes after the last valid record of a segment: the scanner stops there.
 
-import { crc32 as zlibCrc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { z } from 'zod';
 import { CorruptRecordError } from './errors.ts';
 import { isMessageId } from './id.ts';
@@ -147,10 +147,31 @@ const doneJson = z.object({ id: messageId });
 
 // ---- checksums -----------------------------------------------------------------------------
 
-/** CRC-32 (IEEE), chainable: crc32(b, crc32(a)) === crc32(a ++ b). */
-export function crc32(data: Uint8Array, previous = 0): number {
-  return zlibCrc32(data, previous);
+let table: Uint32Array | undefined;
+
+/** CRC-32 (IEEE) in plain JS: the fallback for Node < 20.15, which lacks zlib.crc32. */
+export function crc32Js(data: Uint8Array, previous = 0): number {
+  if (table === undefined) {
+    table = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c >>> 0;
+    }
+  }
+  let c = (previous ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < data.length; i++) c = (table[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
+
+// zlib.crc32 is native (and far faster) where it exists; the namespace import keeps this
+// module loadable on older Node 20 releases, where a named import would fail to link.
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+
+/** CRC-32 (IEEE), chainable: crc32(b, crc32(a)) === crc32(a ++ b). */
+export const crc32: (data: Uint8Array, previous?: number) => number = nativeCrc32 === undefined
+  ? crc32Js
+  : (data, previous = 0) => nativeCrc32(data, previous);
 
 // ---- envelope ------------------------------------------------------------------------------
 

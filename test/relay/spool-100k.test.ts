@@ -8,8 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Spool } from '../../relay/spool/index.ts';
 
+const here = fileURLToPath(new URL('.', import.meta.url));
 const N = 100_000;
 const dirs: string[] = [];
 after(() => {
@@ -44,7 +46,7 @@ describe('spool at 100k messages', () => {
     await spool.close();
     const fillMs = performance.now() - t0;
 
-    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'spool-100k-child.ts'), dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'spool-100k-child.ts'), dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
     const r = JSON.parse(out.trim().split('\n').pop() as string) as {
       size: number; openMs: number; due: number; dueMs: number; bytesPerMessage: number;
       stats: { messages: number; byState: { queued: number; deferred: number }; oldestReceivedAt: number };

@@ -10,11 +10,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { buffer as collect } from 'node:stream/consumers';
 import { Spool } from '../../relay/spool/index.ts';
 import { CRASH_SPOOL_OPTIONS, bodyFor } from './spool-crash-lib.ts';
 
+const here = fileURLToPath(new URL('.', import.meta.url));
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -29,7 +31,7 @@ interface Facts {
 
 /** Runs the child until it has printed `killAfter` accept lines, then SIGKILLs it. */
 async function runAndKill(dir: string, firstSeq: number, killAfter: number, facts: Facts): Promise<{ recovered: number; signal: NodeJS.Signals | null }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'spool-crash-child.ts'), dir, String(firstSeq), '1000000', '48'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'spool-crash-child.ts'), dir, String(firstSeq), '1000000', '48'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let accepts = 0;
