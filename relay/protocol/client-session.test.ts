@@ -218,3 +218,14 @@ test('EHLO refused with 5xx falls back to HELO (RFC 5321 §3.2); AUTH LOGIN step
   e.reply(235, '2.7.0 ok');
   assert.equal(e.state.phase, 'ready');
 });
+
+test('RFC 6531: a message needing SMTPUTF8 is not sent to a server without it (5.6.7), nothing written', () => {
+  const d = new Driver();
+  d.handshake(['PIPELINING', '8BITMIME']);
+  d.feed({ type: 'begin', tx: { from: 'j\u00f6rg@x.test', recipients: rcpts(2), size: 1, smtputf8: true } });
+  assert.equal(d.takeWrites(), '');
+  const r = d.result();
+  assert.deepEqual(summary(r), ['failed:permanent', 'failed:permanent']);
+  assert.equal(r.recipients[0]?.reply?.enhanced?.detail, 7);
+  assert.equal(d.state.phase, 'ready', 'the connection stays usable for other messages');
+});

@@ -420,7 +420,17 @@ function begin(s: SessionState, req: TransactionRequest, actions: SessionAction[
   s.tx = tx;
   s.phase = 'tx';
 
-  const bad = (a: string, what: string) => makeReply(501, `5.1.3 ${what} contains characters that cannot be sent safely`);
+  // RFC 6531 §3.2: a message that needs SMTPUTF8 must not go to a server that lacks it;
+  // RFC 6531 §3.5 gives 5.6.7 for that bounce.
+  if (req.smtputf8 && !s.caps.smtpUtf8) {
+    for (const sl of slots) {
+      sl.verdict = { status: 'failed', reason: 'permanent' };
+      sl.reply = makeReply(553, '5.6.7 The next hop does not support SMTPUTF8, which this message needs');
+    }
+    finish(s, actions, false);
+    return;
+  }
+  const bad = (_a: string, what: string) => makeReply(501, `5.1.3 ${what} contains characters that cannot be sent safely`);
   if (!isSafeAddress(req.from) || (req.envid !== undefined && !SAFE_XTEXT.test(xtext(req.envid)))) {
     for (const sl of slots) sl.verdict = { status: 'failed', reason: 'permanent' };
     for (const sl of slots) sl.reply = bad(req.from, 'sender address');
