@@ -311,6 +311,42 @@ describe('Spool: recipient states', () => {
   });
 });
 
+describe('Spool: recovery of damaged files', () => {
+  it('drops a half-created newest segment, quarantines a damaged older one, ignores strangers', async () => {
+    const dir = tmp();
+    const s = await open(dir, { maxSegmentBytes: 1024 });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await s.accept(env(1), body(300, i))).id);
+    await s.close();
+    const segs = readdirSync(join(dir, 'log')).sort();
+    assert.ok(segs.length >= 3);
+    const { writeFileSync, readFileSync } = await import('node:fs');
+    // The second segment's header is damaged (media error): quarantine, never delete.
+    const second = join(dir, 'log', segs[1] as string);
+    const bytes = readFileSync(second);
+    bytes[3] = 0;
+    writeFileSync(second, bytes);
+    // A crash while creating the next segment left 5 bytes of header.
+    const next = (parseInt((segs[segs.length - 1] as string).slice(0, 16), 16) + 1).toString(16).padStart(16, '0');
+    writeFileSync(join(dir, 'log', `${next}.seg`), Buffer.from('MRSPS'));
+    writeFileSync(join(dir, 'log', 'README'), 'hello');
+    const s2 = await open(dir);
+    assert.equal(s2.recovery.quarantinedSegments, 1);
+    assert.equal(s2.recovery.unknownFiles, 1);
+    assert.equal(readdirSync(join(dir, 'corrupt')).length, 1);
+    assert.ok(!readdirSync(join(dir, 'log')).includes(`${next}.seg`));
+    // Messages in the intact segments are all there, with their bodies.
+    let present = 0;
+    for (const [i, id] of ids.entries()) {
+      if (!s2.has(id)) continue;
+      present++;
+      assert.deepEqual(await readBody(s2, id), body(300, i));
+    }
+    assert.ok(present > 0 && present < ids.length);
+    await s2.close();
+  });
+});
+
 describe('Spool: space reclamation', () => {
   it('deletes dead segments and relocates long-lived messages out of old ones', async () => {
     const dir = tmp();

@@ -707,7 +707,8 @@ export class Spool {
           // is acknowledged before the header is durable.
           await fs.unlink(path);
         } else {
-          await fs.rename(path, join(this.corruptDir, segmentName(seq)));
+          // Timestamped: a later run may reuse this sequence number and quarantine it again.
+          await fs.rename(path, join(this.corruptDir, `${segmentName(seq)}.${Date.now()}`));
           report.quarantinedSegments++;
           this.logger.error({ segment: seq, err: e }, 'spool: quarantined damaged segment');
         }
