@@ -175,12 +175,15 @@ export class DeliveryEngine {
     }
     const sh = this.opts.mode === 'smarthost' ? this.opts.smarthost : undefined;
     let last: SessionFailure | null = null;
-    for (const h of route.hosts) {
+    const policy = sh?.tls ?? this.opts.tls;
+    const attempts = route.hosts.flatMap((h) => [{ h, tls: policy }]);
+    for (let i = 0; i < attempts.length; i++) {
+      const { h, tls } = attempts[i]!;
       const target: Target = { host: h.host, address: h.address, port: h.port };
       try {
         return await SmtpConnection.open(target, {
           heloName: this.opts.heloName,
-          tls: sh?.tls ?? this.opts.tls,
+          tls,
           tlsRejectUnauthorized: this.opts.tlsRejectUnauthorized,
           pipelining: this.opts.pipelining,
           chunking: this.opts.chunking,
@@ -196,6 +199,9 @@ export class DeliveryEngine {
         this.opts.log?.warn({ destination: key, host: h.host, address: h.address, stage: err.stage, reason: err.message }, 'connection attempt failed');
         // A permanent AUTH failure is about our credentials, not the host: stop here.
         if (err.verdict.status === 'failed') break;
+        // Opportunistic TLS that fails in the handshake falls back to plaintext on the same
+        // host, as Postfix does at security level "may"; "required" never does.
+        if (tls === 'opportunistic' && err.stage === 'starttls') attempts.splice(i + 1, 0, { h, tls: 'none' });
       }
     }
     throw last ?? new SessionFailure('route', { status: 'deferred', reason: 'connection', sameConnection: false }, null, `no host for ${key}`);

@@ -624,7 +624,10 @@ function failTransactionEarly(s: SessionState, actions: SessionAction[], verdict
 
 function onError(s: SessionState, kind: 'connection' | 'timeout' | 'protocol' | 'tls', message: string, actions: SessionAction[]): void {
   if (s.phase === 'closed' && !s.tx) return;
-  const verdict = classifyNoReply(kind === 'protocol' ? 'connection' : kind);
+  // A failure during the TLS handshake (or the EHLO right after it) is a TLS problem,
+  // whatever the socket called it: the driver may then retry without TLS if policy allows.
+  const inTls = s.phase === 'starttls' || (s.ehloAfterTls && s.phase === 'ehlo');
+  const verdict = classifyNoReply(inTls ? 'tls' : kind === 'protocol' ? 'connection' : kind);
   const pendingSetup = s.phase === 'greeting' || s.phase === 'ehlo' || s.phase === 'starttls' || s.phase === 'auth';
   // Every command still waiting gets an explicit result: the recipients it covers are
   // deferred (never silently dropped, never treated as delivered).
@@ -634,7 +637,7 @@ function onError(s: SessionState, kind: 'connection' | 'timeout' | 'protocol' | 
   const wasQuit = s.phase === 'quit';
   s.phase = 'closed';
   if (pendingSetup) {
-    const stage = s.ehloAfterTls || kind === 'tls' ? 'starttls' : kind === 'protocol' ? 'protocol' : 'connect';
+    const stage = inTls || kind === 'tls' ? 'starttls' : kind === 'protocol' ? 'protocol' : 'connect';
     actions.push({ type: 'session-failed', stage, verdict, reply: null, message: `${kind}: ${message}` });
   }
   if (!wasQuit) actions.push({ type: 'close' });

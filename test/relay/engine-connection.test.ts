@@ -73,3 +73,22 @@ test('pooled connections are reused across messages, with a cap per destination'
   assert.ok(server.connections.length <= 2, `used ${server.connections.length} connections`);
   assert.equal(server.deliveries().size, 20);
 });
+
+test('opportunistic STARTTLS whose handshake fails falls back to plaintext on the same host; "required" does not', async (t) => {
+  const { startRawServer } = await import('../peers/raw-server.ts');
+  // Offers STARTTLS and says 220, then answers the TLS ClientHello with plain text.
+  const server = await startRawServer({
+    capabilities: { starttls: true, chunking: false },
+    handler: (cmd, ctx) => (cmd.verb === 'STARTTLS' ? '220 2.0.0 Ready to start TLS' : ctx.defaultReply()),
+  });
+  const { engine } = engineFor(server.port, { smarthost: { host: '127.0.0.1', port: server.port, tls: 'opportunistic' } });
+  const strict = engineFor(server.port, { smarthost: { host: '127.0.0.1', port: server.port, tls: 'required' } }).engine;
+  t.after(async () => { await engine.close(); await strict.close(); await server.close(); });
+  const [r] = await engine.deliver(message('s@relay.test', ['a@example.com'], 'x\r\n'));
+  assert.equal(r!.verdict.status, 'accepted');
+  assert.equal(server.connections.length, 2, 'a failed TLS attempt, then a plaintext one');
+  assert.ok(!server.connections[1]!.commands.some((c) => c.verb === 'STARTTLS'));
+  const [s] = await strict.deliver(message('s@relay.test', ['b@example.com'], 'x\r\n'));
+  assert.deepEqual(s!.verdict, { status: 'deferred', reason: 'tls', sameConnection: false });
+  assert.equal(server.transactions.filter((tx) => tx.rcpts.some((x) => x.address === 'b@example.com')).length, 0, 'nothing sent in clear');
+});
