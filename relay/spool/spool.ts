@@ -37,7 +37,7 @@ export interface SpoolLogger {
 
 /** Options for Spool.open. */
 export interface SpoolOptions {
-  /** fdatasync/fsync before acknowledging. Only tests and benchmarks turn this off. */
+  /** fdatasync/fsync before acknowledging (default true); off gives up crash safety, for tests and benchmarks. */
   fsync?: boolean;
   /** Time source for message ids. */
   clock?: () => number;
@@ -55,6 +55,7 @@ export interface SpoolOptions {
    * whichever is smaller; 0 disables.
    */
   reserveBytes?: number;
+  /** Where recovery findings and background failures (compaction, segment deletion) go. */
   log?: SpoolLogger;
   /** The file system; tests inject faults through it. */
   fs?: SpoolFs;

@@ -60,7 +60,7 @@ async function runAndKill(dir: string, firstSeq: number, killAfter: number, fact
 }
 
 describe('spool crash safety (kill -9)', () => {
-  it('keeps every acknowledged message and state, shows nothing half-written', async () => {
+  it('keeps every acknowledged message and state, shows nothing half-written', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'spool-crash-'));
     dirs.push(dir);
     const facts: Facts = { accepted: new Map(), delivered: [], intent: new Set(), completed: new Set() };
@@ -73,6 +73,7 @@ describe('spool crash safety (kill -9)', () => {
     assert.ok(r2.recovered > 0, 'the second child recovered the first one\'s messages');
 
     const spool = await Spool.open(dir, CRASH_SPOOL_OPTIONS);
+    t.diagnostic(`acknowledged: ${facts.accepted.size} accepts, ${facts.delivered.length} deliveries, ${facts.completed.size} completions; recovery after the 2nd kill: ${JSON.stringify(spool.recovery)}`);
     try {
       let checked = 0;
       for (const [id, seq] of facts.accepted) {
@@ -109,6 +110,7 @@ describe('spool crash safety (kill -9)', () => {
       const bodies = readdirSync(join(dir, 'bodies'));
       assert.deepEqual(bodies.filter((f) => f.endsWith('.tmp')), [], 'no temp body files');
       for (const f of bodies) assert.ok(spool.has(f), `orphan body file ${f}`);
+      t.diagnostic(`present: ${present.length}, of which acknowledged and checked: ${checked}`);
       assert.ok(checked > 300, `checked ${checked} acknowledged messages`);
       assert.ok(facts.completed.size > 50 && facts.delivered.length > 100);
     } finally {
