@@ -99,3 +99,23 @@ test('health endpoints, and a drain refuses new sessions with 421', async (t) =>
   await assert.rejects(submit(port, 'a@relay.test', ['b@example.com'], 'late'), /421|ECONNREFUSED|ECONNRESET|closed/);
   await draining;
 });
+
+test('DSN parameters (RFC 3461) pass from inbound to outbound when the next hop offers DSN', async (t) => {
+  const peer = await startFaultServer({ dsn: true });
+  const relay = await startTestRelay(peer.port, { delivery: { chunking: false } });
+  t.after(async () => { await relay.close(); await peer.close(); });
+  const tr = nodemailer.createTransport({ host: '127.0.0.1', port: relay.smtpPort, ignoreTLS: true });
+  await tr.sendMail({
+    from: 'a@relay.test', to: 'x@example.com', text: 'dsn',
+    dsn: { id: 'env-42', return: 'headers', notify: ['failure', 'delay'], recipient: 'orig@example.com' },
+  });
+  tr.close();
+  await peer.waitFor((p) => p.deliveries().has('x@example.com'), 10_000);
+  const cmds = peer.connections.flatMap((c) => c.commands);
+  const mail = cmds.find((c) => c.startsWith('MAIL FROM:<a@relay.test>'))!;
+  const rcpt = cmds.find((c) => c.startsWith('RCPT TO:<x@example.com>'))!;
+  assert.match(mail, / RET=HDRS/);
+  assert.match(mail, / ENVID=env-42/);
+  assert.match(rcpt, / NOTIFY=FAILURE,DELAY/);
+  assert.match(rcpt, / ORCPT=rfc822;orig@example\.com/i);
+});
