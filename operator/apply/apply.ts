@@ -61,30 +61,66 @@ export function toWire(model: unknown): KubeObject {
   return parse(dumpYaml(model)) as KubeObject;
 }
 
+/** What the last apply of one object was decided on. */
+interface AppliedRecord {
+  /** resourceVersion of the live copy the decision was made on; '' when there was none (a create). */
+  before: string;
+  /** applied-hash of what was sent. */
+  hash: string;
+}
+
+const MAX_RECORDS = 10_000;
+const keyOf = (o: KubeObject) => `${o.apiVersion}/${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+
 /** Applies children with server-side apply, skipping the ones that would not change. */
 export class Applier {
+  /**
+   * The last apply per object. An informer's copy lags behind our own writes; a reconcile
+   * that runs before the watch event arrives still sees the copy the previous apply was
+   * decided on (same resourceVersion). That copy says nothing new: if the target is what
+   * was applied then, the write is skipped. Any other resourceVersion (someone changed the
+   * object since) is judged on its own. A create is remembered too (the cache has no copy
+   * yet); the controller calls forget() when the informer sees the object deleted, so a
+   * deleted child is created again.
+   */
+  private readonly records = new Map<string, AppliedRecord>();
+
   /** `api` sends the PATCHes; `metrics.writes` counts them. */
   constructor(private readonly api: KubernetesObjectApi, private readonly metrics?: Pick<OperatorMetrics, 'writes'>) {}
 
   /**
-   * Applies `desired` unless `live` (the informer's copy, or a fresh GET; undefined when
-   * absent) already matches. Throws ApplyError; throws the signal's reason, without
-   * writing, once `signal` is aborted (leadership lost, shutdown).
+   * Applies `desired` unless `live` (the informer's copy, or with `fresh` a GET just made;
+   * undefined when absent) already matches. Throws ApplyError; throws the signal's reason,
+   * without writing, once `signal` is aborted (leadership lost, shutdown).
    */
-  async apply(desired: KubeObject, live: KubeObject | undefined, signal?: AbortSignal): Promise<ApplyResult> {
+  async apply(desired: KubeObject, live: KubeObject | undefined, opts: { signal?: AbortSignal; fresh?: boolean } = {}): Promise<ApplyResult> {
+    const { signal } = opts;
     const target = withAppliedHash(desired);
-    if (live && isUpToDate(target, live)) {
+    const key = keyOf(target);
+    const hash = target.metadata.annotations?.[APPLIED_HASH_ANNOTATION] ?? '';
+    const record = this.records.get(key);
+    const staleCopyOfOurWrite = !opts.fresh && record !== undefined && record.hash === hash && (live?.metadata.resourceVersion ?? '') === record.before;
+    if (staleCopyOfOurWrite || (live && isUpToDate(target, live))) {
       this.metrics?.writes.inc({ result: 'unchanged' });
-      return { outcome: 'unchanged', object: live };
+      return { outcome: 'unchanged', object: live ?? target };
     }
     signal?.throwIfAborted();
     try {
-      const sent = await this.api.patch(toClientModel(target), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      const sent = toWire(await this.api.patch(toClientModel(target), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
       this.metrics?.writes.inc({ result: 'applied' });
-      return { outcome: 'applied', object: toWire(sent) };
+      this.records.delete(key);
+      if (this.records.size >= MAX_RECORDS) this.records.delete(this.records.keys().next().value ?? '');
+      this.records.set(key, { before: live?.metadata.resourceVersion ?? '', hash });
+      return { outcome: 'applied', object: sent };
     } catch (err) {
       this.metrics?.writes.inc({ result: 'error' });
+      this.records.delete(key);
       throw new ApplyError(target, err);
     }
+  }
+
+  /** Forgets the last apply of an object (its informer saw it deleted). */
+  forget(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>): void {
+    this.records.delete(keyOf(obj));
   }
 }

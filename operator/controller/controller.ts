@@ -54,7 +54,7 @@ export interface ControllerOptions {
   discoveryTtlMs?: number;
   /** Reconcile every MailRelay this often even without events; 0 disables. Default 10 min. */
   resyncMs?: number;
-  /** Poll interval of a scale-down waiting for pods to drain. Default 10 s. */
+  /** Poll interval of a scale-down waiting for pods to drain. Default 15 s. */
   scaleDownPollMs?: number;
   /** Talks to relay pods during a scale-down. Default: HTTP to podIP:9090. */
   relayPods?: RelayPodClient;
@@ -149,8 +149,9 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     api: clients.core, instance: identity, ...opts.events,
     onError: (err) => log?.warn({ err: (err as Error)?.message }, 'writing an Event failed'),
   });
+  const applier = new Applier(clients.objects, metrics);
   const reconciler = new Reconciler({
-    clients, caches: informers, applier: new Applier(clients.objects, metrics), events, metrics,
+    clients, caches: informers, applier, events, metrics,
     capabilities: monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000),
     relayPods: opts.relayPods ?? httpRelayPodClient(),
     defaultImage: opts.defaultImage,
@@ -178,6 +179,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     queue.add(objectKey(e.object));
   });
   const toOwner = (e: InformerEvent) => {
+    if (e.type === 'delete') applier.forget(e.object);
     const owner = controllerOf(e.object);
     if (owner?.kind === KIND) queue.add(`${e.object.metadata.namespace ?? ''}/${owner.name}`);
   };

@@ -30,15 +30,14 @@ import { RESOURCES, isApiError, type KubeClients } from './kube.ts';
 import type { RelayPodClient } from './relay-client.ts';
 
 /**
- * Annotation on the MailRelay listing (comma-separated) the spool PVCs removed from the
- * StatefulSet without proof that they were empty (ADR 0003: policy Immediate, or the
- * drain timeout). It is the operator's memory of them across reconciles and restarts,
- * and the source of Degraded=True SpoolNotDrained. A name leaves the list when its PVC is
- * deleted (the user checked it) or its ordinal is back inside the StatefulSet (a relay
- * owns the spool again and delivers it). Kept on the MailRelay, not on the PVCs, because
- * the operator's RBAC reads PVCs but never writes them.
+ * ADR 0003: a spool PVC whose pod was removed without proof that the spool was empty
+ * (policy Immediate, or the drain timeout) carries this annotation with value
+ * SPOOL_UNVERIFIED until its ordinal's pod runs again (or a person deletes the PVC).
+ * Annotated PVCs outside the StatefulSet make Degraded=True SpoolNotDrained.
  */
-export const UNDRAINED_ANNOTATION = 'mailrelay.io/undrained-spools';
+export const SPOOL_STATE_ANNOTATION = 'mailrelay.io/spool-state';
+/** Value of SPOOL_STATE_ANNOTATION for a spool that may still hold mail. */
+export const SPOOL_UNVERIFIED = 'unverified';
 
 /** Read access to one informer cache. */
 export interface Lookup {
@@ -74,7 +73,7 @@ export interface ReconcilerDeps {
   relayPods: RelayPodClient;
   /** The operator's own image, for unset spec.image fields. */
   defaultImage: string;
-  /** How often a waiting scale-down looks at the draining pods again (default 10 s). */
+  /** How often a waiting scale-down looks at the draining pods again (default 15 s, ADR 0003). */
   scaleDownPollMs?: number;
   now?: () => Date;
   log?: Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug'>;
@@ -118,6 +117,7 @@ export function ordinalOf(name: string, prefix: string): number | undefined {
   return /^(0|[1-9]\d*)$/.test(rest) ? Number(rest) : undefined;
 }
 
+const isRunning = (pod: KubeObject | undefined) => (pod?.status as { phase?: string } | undefined)?.phase === 'Running';
 const describe = (problems: readonly ValidationProblem[]) => problems.map((p) => `${p.field}: ${p.message}`).join('; ');
 const isSecretProblem = (p: ValidationProblem) => p.reason === 'SecretNotFound' || p.reason === 'SecretKeyMissing';
 const conditionStatus = (s: MailRelayStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type)?.status;
@@ -128,6 +128,21 @@ class SpecChangedError extends Error {}
 /** Reconciles MailRelays (see the file comment); keeps the relays{ready} gauge. */
 export class Reconciler {
   private readonly ready = new Map<string, string>();
+  /**
+   * The last status written per MailRelay, with the resourceVersion it was decided on.
+   * The MailRelay informer lags behind our own status writes; a reconcile that still sees
+   * that copy would compute the same status again and PUT it with a stale resourceVersion
+   * (a 409). Same copy, same status: nothing to write.
+   */
+  private readonly written = new Map<string, { before: string; status: string }>();
+  /**
+   * Spool flags written but maybe not yet in the PVC informer's cache, by namespace/claim:
+   * the value written and the resourceVersion of the copy it was written over. While the
+   * cache still shows that copy, our write wins; any other copy is newer and wins. Without
+   * this a reconcile running between our PATCH and its watch event would report the old
+   * flags, and Degraded would flap.
+   */
+  private readonly pendingFlags = new Map<string, { flagged: boolean; before: string }>();
   private readonly now: () => Date;
 
   /** Builds a reconciler over the given clients and caches. */
@@ -154,6 +169,7 @@ export class Reconciler {
   /** Forgets a deleted MailRelay (gauge, Event aggregation). */
   forget(key: string): void {
     this.ready.delete(key);
+    this.written.delete(key);
     this.updateGauge();
     const [ns = '', name = ''] = key.split('/');
     this.deps.events.forget(ns, name);
@@ -220,7 +236,7 @@ export class Reconciler {
           const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
           const owner = live && controllerOf(live);
           if (owner && owner.uid !== mr.metadata.uid) throw new Error(`${obj.kind} ${namespace}/${obj.metadata.name} exists and is controlled by ${owner.kind} ${owner.name}; not taking it over`);
-          const r = await this.deps.applier.apply(obj, live, signal);
+          const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' });
           if (r.outcome === 'applied') applied.push(`${obj.kind}/${obj.metadata.name}`);
           if (obj.kind === 'StatefulSet') stsNow = r.object;
         }
@@ -234,17 +250,14 @@ export class Reconciler {
     }
 
     // scale-down side effects: drain requests and the PVC flags
-    let undrainedSpools = this.flaggedSpools(mr);
-    let current = mr;
-    if (plan && !applyError) {
-      undrainedSpools = await this.actOnPlan(mr, plan, event, signal);
-      current = await this.writeUndrained(mr, undrainedSpools, signal);
-    }
+    const stsReplicas = (stsNow?.spec as { replicas?: number } | undefined)?.replicas ?? 0;
+    if (plan && !applyError) await this.actOnPlan(mr, plan, event, signal);
+    const undrainedSpools = this.flaggedSpools(mr, plan && !applyError ? plan.statefulSetReplicas : stsReplicas);
 
     // status
     const configHash = problems.length === 0 && !applyError ? computeConfigHash(mr, inputs) : undefined;
     const obs = { problems, applyError, statefulSet: stsNow as never, configHash, scaleDown: plan?.status, undrainedSpools, now };
-    const status = await this.writeStatus(current, obs, signal);
+    const status = await this.writeStatus(mr, obs, signal);
 
     // events
     const before = mr.status;
@@ -272,7 +285,7 @@ export class Reconciler {
   /** When to look again without a change: while a scale-down waits, and at the Progressing deadline. */
   private requeueAfter(status: MailRelayStatus, plan: ScalePlan | undefined): { requeueAfterMs?: number } {
     const waits: number[] = [];
-    if (plan?.status) waits.push(this.deps.scaleDownPollMs ?? 10_000);
+    if (plan?.status) waits.push(this.deps.scaleDownPollMs ?? 15_000);
     const progressing = status.conditions?.find((c) => c.type === 'Progressing');
     if (progressing?.status === 'True' && progressing.reason !== 'DrainingForScaleDown') {
       // computeConditions flags ReplicasUnavailable 600 s after Progressing became True.
@@ -360,7 +373,8 @@ export class Reconciler {
     await Promise.all([...wanted].map(async (ord) => {
       const pod = pods.get(ord);
       if (pod) {
-        out.push(await this.deps.relayPods.observe(pod, ord));
+        // ADR 0003: only a running pod can be asked; any other counts as holding mail.
+        if (isRunning(pod)) out.push(await this.deps.relayPods.observe(pod, ord));
       } else if (!this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
         out.push({ ordinal: ord, draining: true, queuedMessages: 0 });
       }
@@ -368,14 +382,14 @@ export class Reconciler {
     return out.sort((a, b) => a.ordinal - b.ordinal);
   }
 
-  /** Sends drain/undrain requests and flags or unflags spool PVCs; returns the flagged PVCs still outside the StatefulSet. */
-  private async actOnPlan(mr: MailRelay, plan: ScalePlan, event: (t: EventType, r: string, m: string) => void, signal?: AbortSignal): Promise<string[]> {
+  /** Sends the drain/undrain requests of the plan and flags or unflags spool PVCs (ADR 0003 steps 3 and 5). */
+  private async actOnPlan(mr: MailRelay, plan: ScalePlan, event: (t: EventType, r: string, m: string) => void, signal?: AbortSignal): Promise<void> {
     const pods = this.relayPods(mr);
     const failures: string[] = [];
     const call = async (ords: number[], what: 'drain' | 'undrain') => {
       for (const ord of ords) {
         const pod = pods.get(ord);
-        if (!pod) continue;
+        if (!pod || !isRunning(pod)) continue;
         signal?.throwIfAborted();
         try {
           await this.deps.relayPods[what](pod);
@@ -392,36 +406,56 @@ export class Reconciler {
     if (failures.length > 0) event('Warning', 'DrainRequestFailed', failures.join('; '));
 
     const ns = mr.metadata.namespace ?? '';
-    const before = this.flaggedSpools(mr);
-    const flagged = plan.unverified.map((o) => spoolClaimName(mr, o))
-      .filter((claim) => !before.includes(claim) && this.deps.caches.persistentVolumeClaims.get(ns, claim) !== undefined);
-    if (flagged.length > 0) {
-      event('Warning', 'SpoolNotDrained', `removed relay pods without proof that their spools were empty; PVCs ${flagged.join(', ')} are kept and may hold mail: scale up to cover them, or check and delete them`);
+    const flagged: string[] = [];
+    for (const ord of plan.unverified) {
+      const claim = spoolClaimName(mr, ord);
+      const pvc = this.deps.caches.persistentVolumeClaims.get(ns, claim);
+      if (!pvc || this.isFlagged(pvc)) continue;
+      signal?.throwIfAborted();
+      await this.annotateClaim(pvc, SPOOL_UNVERIFIED);
+      flagged.push(claim);
     }
-    // A flagged spool back inside the StatefulSet is in a relay's hands again: it delivers it.
+    if (flagged.length > 0) {
+      event('Warning', 'SpoolNotDrained', `removed relay pods without proof that their spools were empty; PVCs ${flagged.join(', ')} are kept (annotated ${SPOOL_STATE_ANNOTATION}=${SPOOL_UNVERIFIED}) and may hold mail: scale up to cover them, or check and delete them`);
+    }
+    // ADR 0003: the flag goes once that ordinal's pod runs again; the relay there delivers the spool.
     const prefix = `spool-${childNames(mr).statefulSet}`;
-    return [...before, ...flagged].filter((claim) => (ordinalOf(claim, prefix) ?? -1) >= plan.statefulSetReplicas).sort();
+    for (const pvc of this.deps.caches.persistentVolumeClaims.list(ns)) {
+      if (!this.isFlagged(pvc)) continue;
+      const ord = ordinalOf(pvc.metadata.name, prefix);
+      if (ord === undefined || ord >= plan.statefulSetReplicas || !isRunning(pods.get(ord))) continue;
+      signal?.throwIfAborted();
+      await this.annotateClaim(pvc, null);
+    }
   }
 
-  /** The spool PVCs named by the MailRelay's undrained annotation that still exist. */
-  private flaggedSpools(mr: MailRelay): string[] {
-    const value = mr.metadata.annotations?.[UNDRAINED_ANNOTATION] ?? '';
-    const ns = mr.metadata.namespace ?? '';
-    return [...new Set(value.split(',').map((s) => s.trim()).filter((s) => s !== ''))]
-      .filter((claim) => this.deps.caches.persistentVolumeClaims.get(ns, claim) !== undefined)
+  /** Whether a spool PVC is flagged: our own latest write if the cache has not caught up with it, else the cache. */
+  private isFlagged(pvc: KubeObject): boolean {
+    const key = objectKey(pvc);
+    const cached = pvc.metadata.annotations?.[SPOOL_STATE_ANNOTATION] === SPOOL_UNVERIFIED;
+    const pending = this.pendingFlags.get(key);
+    if (pending === undefined) return cached;
+    if (pending.before === (pvc.metadata.resourceVersion ?? '')) return pending.flagged;
+    this.pendingFlags.delete(key);
+    return cached;
+  }
+
+  /** Spool PVCs of this MailRelay flagged unverified with an ordinal at or above `replicas` (outside the StatefulSet). */
+  private flaggedSpools(mr: MailRelay, replicas: number): string[] {
+    const prefix = `spool-${childNames(mr).statefulSet}`;
+    return this.deps.caches.persistentVolumeClaims.list(mr.metadata.namespace ?? '')
+      .filter((p) => this.isFlagged(p) && (ordinalOf(p.metadata.name, prefix) ?? -1) >= replicas)
+      .map((p) => p.metadata.name)
       .sort();
   }
 
-  /** Writes the undrained annotation when the list changed; returns the MailRelay as it is now (a new resourceVersion after a write). */
-  private async writeUndrained(mr: MailRelay, claims: string[], signal?: AbortSignal): Promise<MailRelay> {
-    const want = claims.length > 0 ? claims.join(',') : undefined;
-    if ((mr.metadata.annotations?.[UNDRAINED_ANNOTATION] ?? undefined) === want) return mr;
-    signal?.throwIfAborted();
-    const patched = await this.deps.clients.custom.patchNamespacedCustomObject({
-      group: GROUP, version: VERSION, plural: PLURAL, namespace: mr.metadata.namespace ?? '', name: mr.metadata.name,
-      body: { metadata: { annotations: { [UNDRAINED_ANNOTATION]: want ?? null } } },
-    }, MERGE_PATCH) as MailRelay;
-    return { ...mr, metadata: { ...mr.metadata, annotations: patched.metadata.annotations ?? {}, resourceVersion: patched.metadata.resourceVersion ?? '' } };
+  private async annotateClaim(pvc: KubeObject, value: string | null): Promise<void> {
+    const { name, namespace = '' } = pvc.metadata;
+    await this.deps.clients.core.patchNamespacedPersistentVolumeClaim(
+      { name, namespace, body: { metadata: { annotations: { [SPOOL_STATE_ANNOTATION]: value } } } },
+      MERGE_PATCH,
+    );
+    this.pendingFlags.set(objectKey(pvc), { flagged: value !== null, before: pvc.metadata.resourceVersion ?? '' });
   }
 
   /**
@@ -430,16 +464,22 @@ export class Reconciler {
    * and, if its spec did not change meanwhile, the write is tried once more.
    */
   private async writeStatus(mr: MailRelay, obs: Parameters<typeof buildStatus>[1], signal?: AbortSignal): Promise<MailRelayStatus> {
+    const key = objectKey(mr);
     let current = mr;
     for (let attempt = 0; ; attempt++) {
       const status = buildStatus(current, obs);
-      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return status;
+      const json = canonicalJson(status);
+      if (json === canonicalJson(current.status ?? {})) return status;
+      const last = this.written.get(key);
+      if (last && last.before === current.metadata.resourceVersion && last.status === json) return status;
+      this.deps.log?.debug({ key: objectKey(mr), from: current.status, to: status }, 'status changed');
       signal?.throwIfAborted();
       try {
         await this.deps.clients.custom.replaceNamespacedCustomObjectStatus({
           group: GROUP, version: VERSION, plural: PLURAL, namespace: mr.metadata.namespace ?? '', name: mr.metadata.name,
           body: { ...current, apiVersion: API_VERSION, kind: KIND, status },
         });
+        this.written.set(key, { before: current.metadata.resourceVersion ?? '', status: json });
         return status;
       } catch (err) {
         if (!isApiError(err, 409) || attempt > 0) throw err;

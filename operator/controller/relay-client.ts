@@ -1,10 +1,11 @@
 // The operator's side of a scale-down (docs/adr/0003): it talks to the relay pods that a
 // scale-down will remove, over the pod network on the relay's HTTP port:
 //   GET    /metrics               mailrelay_queue_messages (summed over states) and mailrelay_draining
-//   POST   /drain?mode=hold        refuse new mail, deliver the queue, and stay up (do not exit)
-//                                 so the operator can see the spool reach zero
+//   POST   /drain?hold=true        refuse new mail, deliver the queue, and stay up (do not exit)
+//                                 so the operator can see the spool reach zero (ADR 0003 R1)
 //   DELETE /drain                 stop draining (a scale-up wants the pod back)
 // A pod that cannot be reached is "unknown", which the plan treats as holding mail.
+// ADR 0003 R2 (a token for /drain) is not in the relay yet; when it is, it goes here.
 import { HTTP_PORT } from '../desired/layout.ts';
 import type { SpoolObservation } from '../desired/scale-down.ts';
 import type { KubeObject } from '../desired/meta.ts';
@@ -78,7 +79,7 @@ export function httpRelayPodClient(opts: HttpRelayPodClientOptions = {}): RelayP
       }
     },
     async drain(pod) {
-      await call(pod, 'POST', '/drain?mode=hold');
+      await call(pod, 'POST', '/drain?hold=true');
     },
     async undrain(pod) {
       await call(pod, 'DELETE', '/drain');

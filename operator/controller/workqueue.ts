@@ -57,6 +57,11 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  /** True when no key is waiting or being processed (delayed adds may be pending). */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.processing.size === 0;
+  }
+
   /** True between start() and stop(). */
   get started(): boolean {
     return this.running;

@@ -137,9 +137,11 @@ export function writesSince(server: ApiServer, from: number, userAgentPrefix?: s
 }
 
 /** Sum of a counter or gauge's values whose labels include `labels`. */
-export async function metricValue(metric: { get(): Promise<{ values: { value: number; labels: Record<string, string | number> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(metric: { get(): Promise<{ values: { value: number; labels: object }[] }> }, labels: Record<string, string> = {}): Promise<number> {
   const { values } = await metric.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x)).reduce((a, v) => a + v.value, 0);
+  return values
+    .filter((v) => Object.entries(labels).every(([k, x]) => String((v.labels as Record<string, unknown>)[k]) === x))
+    .reduce((a, v) => a + v.value, 0);
 }
 
 /** Events (core/v1) about one MailRelay. */

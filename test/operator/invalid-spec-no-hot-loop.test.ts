@@ -52,7 +52,7 @@ describe('invalid spec', () => {
 
   it('is not retried on a timer: over a window, no reconciles and no writes', async () => {
     // Let the status write's own echo settle, then watch a window several backoffs long.
-    await waitFor('the queue idle', () => op.queue.depth === 0);
+    await waitFor('the queue idle', () => op.queue.idle);
     await sleep(200);
     const reconciles = await reconcileCount(op);
     const log = cluster.server.requestLog.length;
