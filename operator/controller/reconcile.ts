@@ -232,6 +232,10 @@ export class Reconciler {
     if (problems.length === 0) {
       const applied: string[] = [];
       try {
+        // ADR 0003 steps 3 and 5 come before the apply: the PVCs a shrink cannot vouch for
+        // are flagged BEFORE the StatefulSet shrinks, so a failed flag (no RBAC, an outage)
+        // stops the shrink (ApplyFailed) instead of removing a pod silently.
+        if (plan) await this.actOnPlan(mr, plan, event, signal);
         for (const obj of desired) {
           const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
           const owner = live && controllerOf(live);
@@ -249,10 +253,8 @@ export class Reconciler {
       if (applied.length > 0) event('Normal', 'Applied', `applied ${applied.join(', ')}`);
     }
 
-    // scale-down side effects: drain requests and the PVC flags
-    const stsReplicas = (stsNow?.spec as { replicas?: number } | undefined)?.replicas ?? 0;
-    if (plan && !applyError) await this.actOnPlan(mr, plan, event, signal);
-    const undrainedSpools = this.flaggedSpools(mr, plan && !applyError ? plan.statefulSetReplicas : stsReplicas);
+    // Flagged spools outside the StatefulSet as it now is.
+    const undrainedSpools = this.flaggedSpools(mr, (stsNow?.spec as { replicas?: number } | undefined)?.replicas ?? 0);
 
     // status
     const configHash = problems.length === 0 && !applyError ? computeConfigHash(mr, inputs) : undefined;
