@@ -76,8 +76,8 @@ const seconds = (flag: string, v: string | undefined, def: number): number => {
   return Math.round(n * 1000);
 };
 
-/** Flags and environment -> the operator's config. Throws UsageError. */
-export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, kc?: KubeConfig): OperatorConfig {
+/** Flags and environment -> the operator's config; `contextNamespace` is the kubeconfig's (the last Lease namespace fallback). Throws UsageError. */
+export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, contextNamespace: () => string | undefined = () => undefined): OperatorConfig {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -113,9 +113,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, kc?:
   if (namespace !== '') config.namespace = namespace;
   if (values['leader-elect']) {
     const d = DEFAULT_LEADER_ELECTION_TIMING;
-    const contextNs = kc?.getContextObject(kc.getCurrentContext())?.namespace;
     config.leaderElection = {
-      namespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? inClusterNamespace() ?? contextNs ?? 'default',
+      namespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? inClusterNamespace() ?? contextNamespace() ?? 'default',
       name: values['leader-election-id'] ?? env.LEADER_ELECTION_LEASE_NAME ?? 'mailrelay-operator-leader',
       leaseDurationMs: seconds('lease-duration', values['lease-duration'], d.leaseDurationMs),
       renewDeadlineMs: seconds('renew-deadline', values['renew-deadline'], d.renewDeadlineMs),
@@ -137,13 +136,23 @@ export async function operatorCommand(argv: string[], runtime: { stop?: AbortSig
   }
   const env = runtime.env ?? process.env;
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  let kubeconfigError: Error | undefined;
+  try {
+    kc.loadFromDefault();
+  } catch (err) {
+    kubeconfigError = err as Error;
+  }
   let config: OperatorConfig;
   try {
-    config = parseOperatorConfig(argv, env, kc);
+    config = parseOperatorConfig(argv, env, () => (kubeconfigError ? undefined : kc.getContextObject(kc.getCurrentContext())?.namespace));
   } catch (err) {
+    if (!(err instanceof UsageError) && (err as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && (err as { code?: string }).code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw err;
     process.stderr.write(`mailrelay operator: ${(err as Error).message}\n\n${OPERATOR_USAGE}`);
     return 2;
+  }
+  if (kubeconfigError || !kc.getCurrentCluster()) {
+    process.stderr.write(`mailrelay operator: no usable kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account): ${kubeconfigError?.message ?? 'no current cluster'}\n`);
+    return 1;
   }
   const log = pino({ level: config.logLevel, base: { component: 'operator' } });
   const metrics = createOperatorMetrics(new Registry());

@@ -219,6 +219,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     if (resync) clearInterval(resync);
     resync = undefined;
     await queue.stop();
+    reconciler.reset();
   };
 
   metrics.leader.set(0);

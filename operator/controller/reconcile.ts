@@ -166,6 +166,12 @@ export class Reconciler {
     return outcome;
   }
 
+  /** Forgets every MailRelay's readiness (this replica stopped reconciling: its gauge must not double-count). */
+  reset(): void {
+    this.ready.clear();
+    this.deps.metrics.relays.reset();
+  }
+
   /** Forgets a deleted MailRelay (gauge, Event aggregation). */
   forget(key: string): void {
     this.ready.delete(key);
@@ -273,7 +279,10 @@ export class Reconciler {
     if (before?.scaleDown && !status.scaleDown && plan) event('Normal', 'ScaleDownComplete', `scaled down to ${plan.statefulSetReplicas} relay pods`);
     if (conditionStatus(before, 'Degraded') === 'True' && conditionStatus(status, 'Degraded') === 'False') event('Normal', 'Recovered', 'no longer degraded');
     const involved = { name, namespace, uid: mr.metadata.uid ?? '' };
-    for (const [type, reason, message] of events) await this.deps.events.record(involved, type, reason, message);
+    for (const [type, reason, message] of events) {
+      if (signal?.aborted) break;
+      await this.deps.events.record(involved, type, reason, message);
+    }
 
     this.ready.set(key, conditionStatus(status, 'Ready') ?? 'Unknown');
     this.updateGauge();
