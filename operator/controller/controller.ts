@@ -10,7 +10,8 @@
 //                        brings its owner back to re-create it)
 //   Secrets              every MailRelay in that namespace referencing the Secret, so a
 //                        rotated password or certificate changes the config hash and rolls the pods
-//   spool PVCs           the MailRelay named by the app.kubernetes.io/instance label
+//   relay pods, spool PVCs  the MailRelay named by the app.kubernetes.io/instance label
+//                        (pods only when they come, go, or change phase or readiness)
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -25,7 +26,7 @@ import { EventRecorder } from './events.ts';
 import { ResilientInformer, type Backoff, type InformerEvent } from './informer.ts';
 import { RESOURCES, isApiError, makeClients, type KubeClients, type ResourceKind } from './kube.ts';
 import { LeaderElector, type LeaderElectionTiming } from './leader.ts';
-import { Reconciler, controllerOf, objectKey, type Capabilities, type ReconcileCaches } from './reconcile.ts';
+import { Reconciler, controllerOf, isReady, objectKey, type Capabilities, type ReconcileCaches } from './reconcile.ts';
 import { httpRelayPodClient, type RelayPodClient } from './relay-client.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -189,6 +190,14 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     for (const mr of informers.mailRelays.list(ns) as unknown as MailRelay[]) {
       if (referencedSecretNames(mr.spec).has(e.object.metadata.name)) queue.add(objectKey(mr));
     }
+  });
+  // Pods: only when one appears, goes, or changes phase or readiness (a relay in hold is
+  // not Ready; the scale-down logic looks at such pods).
+  informers.pods.onEvent((e) => {
+    if (e.type === 'update' && e.old && isReady(e.old) === isReady(e.object)
+      && (e.old.status as { phase?: string } | undefined)?.phase === (e.object.status as { phase?: string } | undefined)?.phase) return;
+    const instance = e.object.metadata.labels?.['app.kubernetes.io/instance'];
+    if (instance && informers.mailRelays.get(e.object.metadata.namespace ?? '', instance)) queue.add(`${e.object.metadata.namespace ?? ''}/${instance}`);
   });
   informers.persistentVolumeClaims.onEvent((e) => {
     const instance = e.object.metadata.labels?.['app.kubernetes.io/instance'];

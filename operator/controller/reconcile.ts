@@ -5,8 +5,9 @@
 //            (Degraded=True naming the field, a Warning Event) and NOT retried on a timer:
 //            it waits for a change of the MailRelay or of a Secret it references
 //   desired  buildDesired, with the StatefulSet replicas the scale-down plan allows
-//   apply    server-side apply in APPLY_ORDER (skipping what would not change), then
-//            delete children a spec change turned off
+//   apply    the scale-down's drain requests and PVC flags first (ADR 0003), then
+//            server-side apply in APPLY_ORDER (skipping what would not change), then
+//            delete the children a spec change turned off
 //   status   buildStatus, written through the status subresource only when it changed,
 //            plus aggregated Events for what was done and what went wrong.
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -118,6 +119,9 @@ export function ordinalOf(name: string, prefix: string): number | undefined {
 }
 
 const isRunning = (pod: KubeObject | undefined) => (pod?.status as { phase?: string } | undefined)?.phase === 'Running';
+/** The pod's Ready condition is True. */
+export const isReady = (pod: KubeObject | undefined) =>
+  (pod?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 const describe = (problems: readonly ValidationProblem[]) => problems.map((p) => `${p.field}: ${p.message}`).join('; ');
 const isSecretProblem = (p: ValidationProblem) => p.reason === 'SecretNotFound' || p.reason === 'SecretKeyMissing';
 const conditionStatus = (s: MailRelayStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type)?.status;
@@ -370,23 +374,26 @@ export class Reconciler {
 
   /**
    * Observations for planScaleDown: the pods a scale-down would remove (ordinals at or
-   * above spec.replicas, up to the StatefulSet's replicas) and the ones draining from an
-   * earlier plan. An ordinal with neither a pod nor a spool PVC holds no mail at all.
+   * above spec.replicas, up to the StatefulSet's replicas), the ones draining from an
+   * earlier plan, and running pods below spec.replicas that are not Ready. The last are
+   * how a hold ends after a scale-up: the relay keeps its hold across restarts (a marker
+   * on the spool), so a pod that comes back for an ordinal the StatefulSet grew to again
+   * would refuse mail for ever unless it is seen draining and told to stop (undrain).
+   * An ordinal with neither a pod nor a spool PVC holds no mail at all.
    */
   private async observeSpools(mr: MailRelay, spec: MailRelaySpecDefaulted, sts: KubeObject | undefined): Promise<SpoolObservation[]> {
     const current = (sts?.spec as { replicas?: number } | undefined)?.replicas ?? spec.replicas;
-    const previous = mr.status?.scaleDown?.drainingOrdinals ?? [];
-    if (current <= spec.replicas && previous.length === 0) return [];
     const pods = this.relayPods(mr);
-    const wanted = new Set<number>(previous);
+    const wanted = new Set<number>(mr.status?.scaleDown?.drainingOrdinals ?? []);
     for (let o = spec.replicas; o < current; o++) wanted.add(o);
+    for (const [ord, pod] of pods) if (ord < spec.replicas && isRunning(pod) && !isReady(pod)) wanted.add(ord);
     const out: SpoolObservation[] = [];
     await Promise.all([...wanted].map(async (ord) => {
       const pod = pods.get(ord);
       if (pod) {
         // ADR 0003: only a running pod can be asked; any other counts as holding mail.
         if (isRunning(pod)) out.push(await this.deps.relayPods.observe(pod, ord));
-      } else if (!this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
+      } else if (ord >= spec.replicas && !this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
         out.push({ ordinal: ord, draining: true, queuedMessages: 0 });
       }
     }));

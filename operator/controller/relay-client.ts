@@ -5,7 +5,8 @@
 //                                 so the operator can see the spool reach zero (ADR 0003 R1)
 //   DELETE /drain                 stop draining (a scale-up wants the pod back)
 // A pod that cannot be reached is "unknown", which the plan treats as holding mail.
-// ADR 0003 R2 (a token for /drain) is not in the relay yet; when it is, it goes here.
+// ADR 0003 R2: from other hosts the relay takes /drain only with its drain token
+// (http.drainTokenFile), sent as a bearer token; see HttpRelayPodClientOptions.token.
 import { HTTP_PORT } from '../desired/layout.ts';
 import type { SpoolObservation } from '../desired/scale-down.ts';
 import type { KubeObject } from '../desired/meta.ts';
@@ -52,6 +53,8 @@ export interface HttpRelayPodClientOptions {
   baseUrl?: (pod: KubeObject) => string | undefined;
   /** Per-request timeout (default 3 s). */
   timeoutMs?: number;
+  /** The bearer token the pod's relay wants for /drain (its http.drainTokenFile); undefined sends none. */
+  token?: (pod: KubeObject) => string | undefined;
 }
 
 /** The RelayPodClient that speaks HTTP to the pods. */
@@ -61,7 +64,9 @@ export function httpRelayPodClient(opts: HttpRelayPodClientOptions = {}): RelayP
   const call = async (pod: KubeObject, method: string, path: string): Promise<string> => {
     const base = baseUrl(pod);
     if (!base) throw new Error(`pod ${pod.metadata.name} has no address yet`);
-    const res = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(timeoutMs) });
+    const token = method === 'GET' ? undefined : opts.token?.(pod);
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const res = await fetch(`${base}${path}`, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
     const body = await res.text();
     if (res.status >= 300) throw new Error(`${method} ${path} on pod ${pod.metadata.name}: HTTP ${res.status} ${body.trim()}`);
     return body;

@@ -4,7 +4,8 @@
 // a scale-up cancels the drain, and Immediate shrinks at once but flags the PVCs it
 // could not prove empty (Degraded=SpoolNotDrained) until their pods run again.
 // The relay pods are stand-ins: a small HTTP server per pod speaking the relay's
-// /metrics and /drain, since the test API server runs no kubelet.
+// /metrics and /drain (bearer token required, as from another host), since the test
+// API server runs no kubelet.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -38,6 +39,10 @@ class FakeRelay {
           `mailrelay_draining ${this.draining ? 1 : 0}`,
           '',
         ].join('\n'));
+        return;
+      }
+      if ((req.method === 'POST' || req.method === 'DELETE') && req.headers.authorization !== 'Bearer s3cret') {
+        res.writeHead(403).end('forbidden: /drain needs the drain token\n');
         return;
       }
       if (req.method === 'POST' && req.url === '/drain?hold=true') {
@@ -105,7 +110,7 @@ describe('scale-down without stranding mail', () => {
     cluster = await startTestCluster();
     createNamespace(cluster, ns);
     op = await startTestOperator(cluster, {
-      relayPods: httpRelayPodClient({ baseUrl: (pod) => `http://127.0.0.1:${relays.get(pod.metadata.name)?.port ?? 1}` }),
+      relayPods: httpRelayPodClient({ baseUrl: (pod) => `http://127.0.0.1:${relays.get(pod.metadata.name)?.port ?? 1}`, token: () => 's3cret' }),
     });
     await createMailRelay(cluster, ns, 'relay', minimalSpec({ replicas: 3 }));
     await waitReplicas(3);
