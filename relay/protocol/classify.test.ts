@@ -61,7 +61,9 @@ test('over-quota policy "retry" turns 5.2.2 into a deferral, nothing else', () =
 });
 
 test('transaction-level replies (DATA, final dot, BDAT)', () => {
-  assert.equal(show(classifyFailure(reply('250 2.0.0 Ok: queued as 4Bc1'))), 'accepted');
+  // A success code where a failure was being classified is a reply out of place: retry, never "delivered".
+  assert.equal(show(classifyFailure(reply('250 2.0.0 Ok: queued as 4Bc1'))), 'deferred:temporary_reply:later');
+  assert.equal(show(classifyFailure(reply('354 go ahead'))), 'deferred:temporary_reply:later');
   assert.equal(show(classifyFailure(reply('554 5.6.0 Content rejected'))), 'failed:permanent');
   assert.equal(show(classifyFailure(reply('451 4.3.0 Error: queue file write error'))), 'deferred:temporary_reply:later');
   assert.equal(show(classifyFailure(reply('552 5.2.2 Over quota'), 'retry')), 'deferred:temporary_reply:later');

@@ -65,12 +65,14 @@ export function classifyRcpt(reply: Reply, ctx: RcptContext): { verdict: Verdict
 }
 
 /**
- * Classifies a non-2xx reply that concerns a whole transaction (MAIL, DATA, the final
- * dot, BDAT) — applied only to the recipients accepted in that transaction.
+ * Classifies a reply that ended a transaction without success (to MAIL, DATA, the final
+ * dot or BDAT) — applied only to the recipients accepted in that transaction. It never
+ * answers "accepted": only a 2xx to the final dot (or BDAT LAST) delivers, and the session
+ * checks that itself. A 2xx/3xx here is a reply out of place (a server that split a reply
+ * in two shifts every later one): temporary, so the message is retried, never lost.
  */
 export function classifyFailure(reply: Reply, overQuotaPolicy: OverQuotaPolicy = 'bounce'): Verdict {
   const { code } = reply;
-  if (code >= 200 && code < 400) return { status: 'accepted' };
   if (code >= 400 && code < 500) return { status: 'deferred', reason: 'temporary_reply', sameConnection: false };
   if (code === 552 && isMailboxFull(reply)) return overQuota(overQuotaPolicy);
   if (code >= 500 && code < 600) return { status: 'failed', reason: 'permanent' };

@@ -229,3 +229,16 @@ test('RFC 6531: a message needing SMTPUTF8 is not sent to a server without it (5
   assert.equal(r.recipients[0]?.reply?.enhanced?.detail, 7);
   assert.equal(d.state.phase, 'ready', 'the connection stays usable for other messages');
 });
+
+test('a reply split in two shifts the rest: nothing is reported delivered without a 2xx to the final dot', () => {
+  const d = new Driver({ chunking: false });
+  d.handshake(['PIPELINING']);
+  d.feed({ type: 'begin', tx: { from: 'a@x.test', recipients: rcpts(1), size: 1 } });
+  d.reply(250, 'Ok');          // MAIL
+  d.reply(250, 'more');        // an extra line the server sent as a second reply: taken for RCPT
+  const acts = d.reply(250);   // the real RCPT reply, taken for DATA: not 354
+  assert.ok(!acts.some((a) => a.type === 'send-body'));
+  assert.deepEqual(summary(d.result()), ['deferred:temporary_reply']);
+  d.reply(354);                // the real DATA reply arrives where RSET's was expected: the session gives up
+  assert.equal(d.state.phase, 'closed');
+});

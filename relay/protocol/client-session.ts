@@ -264,7 +264,6 @@ function onReply(s: SessionState, raw: Reply, actions: SessionAction[]): void {
   const reply: Reply = { ...raw, command: COMMAND_OF[head.cmd] };
   actions.push({ type: 'reply-seen', reply });
   const code = reply.code;
-  const ok = code >= 200 && code < 400;
   if (code === 421) s.dead = true;
 
   switch (head.cmd) {
@@ -319,7 +318,8 @@ function onReply(s: SessionState, raw: Reply, actions: SessionAction[]): void {
       actions.push({ type: 'close' });
       return;
     case 'rset':
-      if (!ok || s.dead) {
+      // Anything but 2xx to RSET means the replies are out of step with our commands.
+      if (code < 200 || code >= 300 || s.dead) {
         s.dead = true;
         s.phase = 'closed';
         actions.push({ type: 'close' });

@@ -49,3 +49,12 @@ test('garbage, code changes mid-reply and endless lines are protocol errors', ()
   assert.equal(ev[0]?.type, 'error');
   assert.deepEqual(p.push('250 ok\r\n'), [], 'a failed parser stays failed');
 });
+
+test('a line of exactly MAX_REPLY_LINE bytes is accepted whether or not its CRLF is split across reads', async () => {
+  const { MAX_REPLY_LINE } = await import('./reply.ts');
+  const line = `250 ${'x'.repeat(MAX_REPLY_LINE - 4)}`;
+  assert.equal(new ReplyParser().push(`${line}\r\n`)[0]?.type, 'reply');
+  const p = new ReplyParser();
+  assert.deepEqual(p.push(`${line}\r`), []);
+  assert.equal(p.push('\n')[0]?.type, 'reply');
+});

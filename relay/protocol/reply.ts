@@ -80,7 +80,9 @@ export class ReplyParser {
     for (;;) {
       const nl = this.buf.indexOf('\n');
       if (nl < 0) {
-        if (this.buf.length > MAX_REPLY_LINE) return this.fail(out, `reply line longer than ${MAX_REPLY_LINE} bytes`);
+        // The unfinished line may end in the CR of a CRLF split across reads: don't count it.
+        const pending = this.buf.endsWith('\r') ? this.buf.length - 1 : this.buf.length;
+        if (pending > MAX_REPLY_LINE) return this.fail(out, `reply line longer than ${MAX_REPLY_LINE} bytes`);
         return out;
       }
       let line = this.buf.slice(0, nl);

@@ -11,7 +11,6 @@ import {
 import { ReplyParser } from '../../relay/protocol/reply.ts';
 import { mutatedReplyStream, renderReply, replySpec, type ReplySpec } from './arbitraries.ts';
 import type { FuzzTarget } from './harness.ts';
-import { KNOWN_ISSUES, knownIssue, tolerateKnown } from './known-issues.ts';
 
 /** One thing the server (or the network) does next. */
 export type ScriptItem =
@@ -91,10 +90,6 @@ export function checkResult(req: TransactionRequest, r: TransactionResult): void
   for (const x of r.recipients) {
     assert.ok(['accepted', 'deferred', 'failed'].includes(x.verdict.status));
     if (x.verdict.status === 'accepted') {
-      const rep = x.reply;
-      if (rep && rep.code >= 200 && rep.code < 400 && !(rep.code < 300 && (rep.command === 'dot' || rep.command === 'bdat'))) {
-        knownIssue(KNOWN_ISSUES.acceptedWithoutFinal2xx, `${x.address} accepted on ${rep.code} to ${rep.command}`);
-      }
       // Accepted only on a 2xx to the final dot / BDAT LAST of this very transaction.
       assert.ok(x.reply && x.reply.code >= 200 && x.reply.code < 300, `accepted without a 2xx: ${JSON.stringify(x.reply)}`);
       assert.ok(x.reply.command === 'dot' || x.reply.command === 'bdat', `accepted on a reply to ${x.reply.command}`);
@@ -205,10 +200,10 @@ export const sessionScripts: FuzzTarget = {
     sessionOptions,
     fc.array(txRequest, { minLength: 1, maxLength: 4 }),
     fc.array(scriptItem, { maxLength: 60 }),
-    tolerateKnown((opts: SessionOptions, txs: TransactionRequest[], script: ScriptItem[]) => {
+    (opts: SessionOptions, txs: TransactionRequest[], script: ScriptItem[]) => {
       const run = runSession(opts, txs, script);
       assert.equal(run.done.length, run.begun.length, 'every begun transaction got exactly one result');
-    }),
+    },
   ),
 };
 

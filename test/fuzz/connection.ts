@@ -14,7 +14,6 @@ import { SessionFailure, SmtpConnection, type ConnectionOptions } from '../../re
 import type { TransactionRequest, TransactionResult } from '../../relay/protocol/client-session.ts';
 import { mutatedReplyStream, renderReply, replySpec } from './arbitraries.ts';
 import type { FuzzTarget } from './harness.ts';
-import { KNOWN_ISSUES, knownIssue, tolerateKnown } from './known-issues.ts';
 
 /** How the server answers one unit (command line, end of DATA, BDAT chunk). */
 export type Response =
@@ -201,9 +200,9 @@ function checkAcceptance(result: TransactionResult, rec: ServerRecord, wellBehav
     assert.ok(['accepted', 'deferred', 'failed'].includes(x.verdict.status), `unclassified: ${JSON.stringify(x.verdict)}`);
     if (x.verdict.status !== 'accepted') continue;
     const rep = x.reply;
-    if (rep && !(rep.code >= 200 && rep.code < 300 && (rep.command === 'dot' || rep.command === 'bdat'))) {
-      knownIssue(KNOWN_ISSUES.acceptedWithoutFinal2xx, `${x.address} accepted on ${rep.code} to ${rep.command}; server units: ${rec.units.map((u) => u.line || u.kind).join(' | ')}`);
-    }
+    // Accepted only on a 2xx to the end of the data (relay/protocol/classify.ts classifyFailure).
+    assert.ok(rep && rep.code >= 200 && rep.code < 300 && (rep.command === 'dot' || rep.command === 'bdat'),
+      `${x.address} accepted on ${rep?.code} to ${rep?.command}; server units: ${rec.units.map((u) => u.line || u.kind).join(' | ')}`);
     // The server got the whole message: the end of DATA, or a BDAT LAST chunk.
     const ends = rec.units.filter((u) => u.kind === 'data-end' || (u.kind === 'bdat' && u.last));
     assert.ok(ends.length > 0, `${x.address} accepted but the server never received the end of the data`);
@@ -226,7 +225,7 @@ export const connectionScripts: FuzzTarget = {
     fc.record({ pipelining: fc.boolean(), chunking: fc.boolean(), chunkSize: fc.integer({ min: 16, max: 4096 }) }),
     fc.array(fc.constantFrom('a@example.com', 'b@example.org', 'c@example.net'), { minLength: 1, maxLength: 4 }),
     body,
-    tolerateKnown(async (caps: string[], greeting: Response, responses: Response[], o: { pipelining: boolean; chunking: boolean; chunkSize: number }, rcpts: string[], text: string) => {
+    async (caps: string[], greeting: Response, responses: Response[], o: { pipelining: boolean; chunking: boolean; chunkSize: number }, rcpts: string[], text: string) => {
       const server = await startScriptServer(caps, greeting, responses);
       const started = Date.now();
       let conn: SmtpConnection | null = null;
@@ -268,7 +267,7 @@ export const connectionScripts: FuzzTarget = {
         (conn as SmtpConnection | null)?.destroy();
         await server.close();
       }
-    }),
+    },
   ),
 };
 
