@@ -27,7 +27,7 @@ import { ResilientInformer, type Backoff, type InformerEvent } from './informer.
 import { RESOURCES, isApiError, makeClients, type KubeClients, type ResourceKind } from './kube.ts';
 import { LeaderElector, type LeaderElectionTiming } from './leader.ts';
 import { Reconciler, controllerOf, isReady, objectKey, type Capabilities, type ReconcileCaches } from './reconcile.ts';
-import { httpRelayPodClient, type RelayPodClient } from './relay-client.ts';
+import { drainTokenFromSecrets, httpRelayPodClient, type RelayPodClient } from './relay-client.ts';
 import { WorkQueue } from './workqueue.ts';
 
 /** Label selecting relay pods and spool PVCs (the StatefulSet's selector labels minus the instance). */
@@ -154,7 +154,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const reconciler = new Reconciler({
     clients, caches: informers, applier, events, metrics,
     capabilities: monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000),
-    relayPods: opts.relayPods ?? httpRelayPodClient(),
+    relayPods: opts.relayPods ?? httpRelayPodClient({ token: drainTokenFromSecrets(informers.secrets) }),
     defaultImage: opts.defaultImage,
     ...(opts.scaleDownPollMs !== undefined ? { scaleDownPollMs: opts.scaleDownPollMs } : {}),
     ...(log ? { log } : {}),

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { podBaseUrl, sumMetric } from './relay-client.ts';
+import { drainTokenFromSecrets, podBaseUrl, sumMetric } from './relay-client.ts';
 
 const TEXT = `# HELP mailrelay_queue_messages Messages in the spool by state
 # TYPE mailrelay_queue_messages gauge
@@ -25,5 +25,14 @@ describe('relay pod client helpers', () => {
     assert.equal(podBaseUrl(pod('10.1.2.3')), 'http://10.1.2.3:9090');
     assert.equal(podBaseUrl(pod('fd00::1')), 'http://[fd00::1]:9090');
     assert.equal(podBaseUrl(pod()), undefined);
+  });
+
+  it('finds the drain token in the Secret of the pod\'s MailRelay', () => {
+    const secrets = new Map([['mail/relay-drain-token', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'relay-drain-token', namespace: 'mail' }, data: { token: Buffer.from('s3cret\n').toString('base64') } }]]);
+    const token = drainTokenFromSecrets({ get: (ns, name) => secrets.get(`${ns}/${name}`) });
+    const pod = (instance?: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'relay-1', namespace: 'mail', ...(instance ? { labels: { 'app.kubernetes.io/instance': instance } } : {}) } });
+    assert.equal(token(pod('relay')), 's3cret');
+    assert.equal(token(pod('other')), undefined);
+    assert.equal(token(pod()), undefined);
   });
 });

@@ -40,6 +40,28 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
   return sum;
 }
 
+/**
+ * Where the operator finds a relay's drain token: Secret `<MailRelay name>-drain-token`,
+ * key `token`, in the MailRelay's namespace (the pods mount the same key as their
+ * http.drainTokenFile). Rendering that mount and creating the Secret is not done yet
+ * (operator/desired); until then the relays accept /drain from loopback only, and a
+ * scale-down's drain requests fail with 403 (DrainRequestFailed Events) until the timeout.
+ */
+export const DRAIN_TOKEN_SECRET_SUFFIX = '-drain-token';
+/** Key of the drain token in its Secret. */
+export const DRAIN_TOKEN_KEY = 'token';
+
+/** A token lookup for httpRelayPodClient reading the drain-token Secret of the pod's MailRelay from a Secret cache. */
+export function drainTokenFromSecrets(secrets: { get(namespace: string, name: string): KubeObject | undefined }): (pod: KubeObject) => string | undefined {
+  return (pod) => {
+    const instance = pod.metadata.labels?.['app.kubernetes.io/instance'];
+    if (!instance) return undefined;
+    const secret = secrets.get(pod.metadata.namespace ?? '', `${instance}${DRAIN_TOKEN_SECRET_SUFFIX}`);
+    const data = (secret?.data as Record<string, string> | undefined)?.[DRAIN_TOKEN_KEY];
+    return data ? Buffer.from(data, 'base64').toString('utf8').trim() || undefined : undefined;
+  };
+}
+
 /** The base URL of a pod's relay HTTP server (http://<podIP>:9090); undefined without a pod IP. */
 export function podBaseUrl(pod: KubeObject): string | undefined {
   const ip = (pod.status as { podIP?: string } | undefined)?.podIP;
