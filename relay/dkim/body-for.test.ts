@@ -72,3 +72,16 @@ test('the signature cache is bounded: an evicted message is signed again on its 
   await collect(bodyFor({ id: 'a' })()); // evicted: sign + send
   assert.equal(sp.opens.length, 9);
 });
+
+test('a message that cannot be signed (indented first line) goes out unsigned, once reported, and is not re-read to sign on retries', async () => {
+  const sp = spool({ bad: ' indented: first line\r\n\r\nbody\r\n' });
+  const unsigned: string[] = [];
+  const bodyFor = dkimBodyFor(signer, (id) => sp.open(id), { onUnsigned: (id) => unsigned.push(id) });
+  const first = await collect(bodyFor({ id: 'bad' })());
+  assert.equal(first.toString(), ' indented: first line\r\n\r\nbody\r\n');
+  assert.deepEqual(unsigned, ['bad']);
+  const again = await collect(bodyFor({ id: 'bad' })());
+  assert.equal(again.toString(), first.toString());
+  assert.deepEqual(unsigned, ['bad']);
+  assert.equal(sp.opens.length, 3, 'sign attempt + send, then send only');
+});

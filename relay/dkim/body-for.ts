@@ -11,16 +11,23 @@
 // several destinations) sends the very same signature. An id evicted from the LRU is signed
 // again on its next attempt: a new t= and b=, still a valid signature over the same bytes.
 //
+// A message the signer refuses as malformed (DkimUnsignableError: an indented first line)
+// is sent unsigned, and reported through onUnsigned, rather than deferred until it expires.
+//
 // The signature covers the CRLF-normalised message; the connection's DotStuffer turns the
 // spooled bytes into exactly those bytes on the wire, so nothing is rewritten here.
 import type { Readable } from 'node:stream';
-import type { DkimSigner } from './signer.ts';
+import { DkimUnsignableError, type DkimSigner } from './signer.ts';
 
 /** Options of dkimBodyFor. */
 export interface DkimBodyForOptions {
   /** Signature fields kept for retries (default 4096, about 2 MB). */
   cacheEntries?: number;
+  /** Called when a message is sent unsigned because it cannot be signed (DkimUnsignableError): log or count it. */
+  onUnsigned?: (id: string, reason: string) => void;
 }
+
+const UNSIGNED = Buffer.alloc(0);
 
 /** Builds the scheduler's `bodyFor`: (message) -> body source that yields the signature, then the spooled body. */
 export function dkimBodyFor(
@@ -39,6 +46,12 @@ export function dkimBodyFor(
       pending ??= signer.signatureFor(openBody(msg.id)).then((sig) => {
         cache.set(msg.id, sig);
         return sig;
+      }, (err: unknown) => {
+        // A malformed message goes out as it came rather than never; read errors still defer.
+        if (!(err instanceof DkimUnsignableError)) throw err;
+        opts.onUnsigned?.(msg.id, err.message);
+        cache.set(msg.id, UNSIGNED);
+        return UNSIGNED;
       });
       return pending;
     };
@@ -52,7 +65,8 @@ async function* signedBody(
 ): AsyncGenerator<Uint8Array> {
   // A signing error (unreadable spool body) throws here, before any body byte is written:
   // the connection fails the transaction and its recipients are deferred, never sent unsigned.
-  yield await signature();
+  const sig = await signature();
+  if (sig.length > 0) yield sig;
   for await (const chunk of open()) yield chunk as Uint8Array;
 }
 

@@ -59,6 +59,19 @@ export class DkimKeyError extends Error {
   }
 }
 
+/**
+ * A message that cannot be signed as it is: its first line starts with a space or tab, so
+ * the DKIM-Signature field put before it would absorb that line as a continuation (RFC 5322
+ * §2.2.3) and the receiver would see a different header than the one signed. Only a
+ * malformed message does this (the relay's inbound always puts a Received field first).
+ */
+export class DkimUnsignableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DkimUnsignableError';
+  }
+}
+
 /** RFC 8301 §3.2 lets verifiers accept 1024-bit keys, but signers SHOULD use 2048: we require it. */
 export const MIN_RSA_BITS = 2048;
 
@@ -133,7 +146,8 @@ export class DkimSigner {
 
   /**
    * Reads the message once (streaming: only the header block is kept in memory) and returns
-   * the `DKIM-Signature: ...\r\n` field to prepend to it.
+   * the `DKIM-Signature: ...\r\n` field to prepend to it. Throws DkimUnsignableError for a
+   * message whose first line is indented.
    */
   async signatureFor(message: AsyncIterable<Uint8Array> | Uint8Array): Promise<Buffer> {
     const digest = new MessageDigest();
@@ -156,6 +170,9 @@ export class DkimSigner {
 
   /** Signs a header block (CRLF line endings, without the blank line) and a relaxed body hash. */
   signParts(headerBlock: Buffer, bodyHash: string): Buffer {
+    if (headerBlock[0] === 0x20 || headerBlock[0] === 0x09) {
+      throw new DkimUnsignableError('the message starts with a folded (indented) line; a prepended DKIM-Signature would absorb it');
+    }
     const fields = headerBlock.length === 0 ? [] : parseHeaders(headerBlock);
     // RFC 6376 §5.4.2: several instances of a field are signed from the bottom up.
     const instances: ParsedHeader[] = [];
