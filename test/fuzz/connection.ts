@@ -217,7 +217,7 @@ function checkAcceptance(result: TransactionResult, rec: ServerRecord, wellBehav
 /** Fuzzed server scripts against a real SmtpConnection. */
 export const connectionScripts: FuzzTarget = {
   name: 'smtp-connection/scripts',
-  ci: { numRuns: 250, timeMs: 15_000 },
+  ci: { numRuns: 250, timeMs: 12_000 },
   property: () => fc.asyncProperty(
     fc.subarray(['PIPELINING', 'CHUNKING', '8BITMIME', 'SIZE 100000', 'ENHANCEDSTATUSCODES', 'DSN', 'SMTPUTF8']),
     response,
