@@ -10,9 +10,13 @@
 // and the whole evaluation also races the budget, so the check answers on time even if
 // mailauth were to wait on something else. After the deadline mailauth's remaining work
 // fails at its next lookup, so nothing of an abandoned check lingers.
+// A check starts, and resumes after each DNS query, through the verifier's TurnGate, so
+// a thousand checks starting or waking at once share the event loop with everything
+// else instead of running back to back (turn-gate.ts).
 // Per RFC 7208 §4.6.4 the budget running out is a temperror.
 import { spf } from 'mailauth/lib/spf/index.js';
 import type { SpfDns } from './dns.ts';
+import type { TurnGate } from './turn-gate.ts';
 
 /** RFC 7208 §2.6 results. */
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
@@ -59,7 +63,7 @@ export interface SpfCheckRequest {
 /** Options of the checker. */
 export interface SpfCheckerOptions {
   /** The shared DNS cache. */
-  dns: Pick<SpfDns, 'lookup'>;
+  dns: Pick<SpfDns, 'lookup' | 'peek'>;
   /** Default time budget of one check (ms). */
   budgetMs: number;
   /** Our name, for the result comments (RFC 7208 §9.1 "receiver"). */
@@ -68,6 +72,8 @@ export interface SpfCheckerOptions {
   maxQueries?: number;
   /** Clock (ms). */
   now?: () => number;
+  /** Spreads the starts and resumptions of checks over event-loop turns (shared by all checks). */
+  gate?: TurnGate;
 }
 
 const SPF_RESULT_SET: ReadonlySet<string> = new Set(SPF_RESULTS);
@@ -78,11 +84,12 @@ const spfError = (error: 'temperror' | 'permerror', text: string): Error =>
 
 /** Runs SPF checks; any number at once, sharing nothing but the DNS cache. */
 export class SpfChecker {
-  private readonly dns: Pick<SpfDns, 'lookup'>;
+  private readonly dns: Pick<SpfDns, 'lookup' | 'peek'>;
   private readonly budgetMs: number;
   private readonly hostname: string;
   private readonly maxQueries: number;
   private readonly now: () => number;
+  private readonly gate: TurnGate | undefined;
   private running = 0;
 
   constructor(opts: SpfCheckerOptions) {
@@ -91,11 +98,22 @@ export class SpfChecker {
     this.hostname = opts.hostname;
     this.maxQueries = opts.maxQueries ?? 100;
     this.now = opts.now ?? Date.now;
+    this.gate = opts.gate;
   }
 
   /** Checks now running. */
   active(): number {
     return this.running;
+  }
+
+  /** Settles like `p`, once the gate lets the caller through (right away unless a burst is on). */
+  private async throughGate<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } finally {
+      const wait = this.gate?.pass();
+      if (wait) await wait;
+    }
   }
 
   /** Evaluates one identity; never rejects (failures of our own are temperror) and settles by the deadline. */
@@ -116,7 +134,14 @@ export class SpfChecker {
       if (++lookups > this.maxQueries) return Promise.reject(spfError('permerror', `more than ${this.maxQueries} DNS lookups`));
       const left = deadline - this.now();
       if (left <= 0) return Promise.reject(stop());
-      return withDeadline(this.dns.lookup(name, type), left, req.signal, stop);
+      // Known answers need no timer (most lookups of a burst of sessions are cache hits).
+      try {
+        const known = this.dns.peek(name, type);
+        if (known) return Promise.resolve(known);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return this.throughGate(withDeadline(this.dns.lookup(name, type), left, req.signal, stop));
     };
     const result = (r: SpfResult, comment: string): SpfCheckResult => ({
       identity: req.identity, sender: req.sender, domain, ip: req.ip, result: r, comment, ms: this.now() - started, lookups,
@@ -124,6 +149,7 @@ export class SpfChecker {
 
     this.running++;
     try {
+      await this.throughGate(Promise.resolve());
       const evaluation = spf({
         sender: req.sender, ip: req.ip, helo: req.helo, mta: this.hostname,
         resolver: resolver as unknown as (domain: string, rrtype: string) => Promise<string[]>,

@@ -175,3 +175,19 @@ test('property: any interleaving of lookups, answers, failures and clock steps s
     assert.ok(dns.cached() <= 2);
   }), { numRuns: 200 });
 });
+
+test('peek answers from the cache synchronously: records, the cached error, or undefined on a miss', async () => {
+  const dns = new SpfDns({
+    backend: async (name) => {
+      if (name === 'nx.example') throw err('ENOTFOUND');
+      return { records: [['v=spf1 -all']] };
+    },
+    timeoutMs: 1000, cacheSize: 10, maxTtlMs: 60_000,
+  });
+  assert.equal(dns.peek('a.example', 'TXT'), undefined);
+  await dns.lookup('a.example', 'TXT');
+  await dns.lookup('nx.example', 'TXT').catch(() => undefined);
+  assert.deepEqual(dns.peek('A.EXAMPLE.', 'TXT'), [['v=spf1 -all']]);
+  assert.throws(() => dns.peek('nx.example', 'TXT'), { code: 'ENOTFOUND' });
+  assert.equal(dns.stats().hits, 2);
+});

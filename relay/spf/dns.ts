@@ -5,7 +5,13 @@
 // (seed 004: Exchange 2003 hung with Sender ID on, a race between sessions and the
 // filter): a check must never wait on anything but its own lookups, and those must end.
 //  - Timeout: c-ares rounds its timeout up (asked for 500 ms with tries: 1, it gave up
-//    after ~1 s on node 20 / c-ares 1.34), so each query also races a timer of our own.
+//    after ~1 s on node 20 / c-ares 1.34), so each query also races a timer of our own,
+//    which cancels the query when it fires.
+//  - One c-ares channel per query (nodeDnsBackend): c-ares multiplexes the queries of a
+//    channel over shared sockets, and one undecodable answer fails every query pending on
+//    that socket (measured: a query for a name answered after 600 ms failed at once with
+//    EBADRESP, or later with ETIMEOUT, when garbage arrived for another name meanwhile).
+//    With a channel each, garbage, resets and timeouts stay with the query they belong to.
 //  - Single-flight: a burst of sessions from one domain makes one query, not one each.
 //    The in-flight entry is a promise that never rejects (it settles to a cache entry),
 //    removed in a `finally` whatever happened, so a timeout or an error cannot leave a
@@ -25,8 +31,8 @@ export interface DnsAnswer {
   ttl?: number;
 }
 
-/** One uncached DNS query; rejects with an Error whose `code` is a node:dns code (ENOTFOUND, ETIMEOUT…). */
-export type DnsBackend = (name: string, type: string) => Promise<DnsAnswer>;
+/** One uncached DNS query; rejects with an Error whose `code` is a node:dns code (ENOTFOUND, ETIMEOUT…); `signal` cancels it. */
+export type DnsBackend = (name: string, type: string, signal: AbortSignal) => Promise<DnsAnswer>;
 
 /** node:dns codes that mean "no such data" (a void lookup in RFC 7208 §4.6.4 terms), not a failure. */
 const NEGATIVE_CODES: ReadonlySet<string> = new Set(['ENOTFOUND', 'ENODATA']);
@@ -39,6 +45,21 @@ export class DnsLookupError extends Error {
   constructor(code: string, message: string) {
     super(message);
     this.code = code;
+  }
+
+  /**
+   * One without a stack trace: handed out per waiter and per cache hit (NXDOMAIN is
+   * common), where a trace says nothing and capturing it was a visible share of the CPU
+   * a burst of checks costs.
+   */
+  static quick(code: string, message: string): DnsLookupError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new DnsLookupError(code, message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 
@@ -122,17 +143,8 @@ export class SpfDns {
    */
   async lookup(name: string, type: string): Promise<unknown[]> {
     const key = `${type.toUpperCase()} ${normName(name)}`;
-    const cached = this.cache.get(key);
-    if (cached) {
-      if (cached.expiresAt > this.now()) {
-        // Least recently used goes first: a hit moves the entry to the end.
-        this.cache.delete(key);
-        this.cache.set(key, cached);
-        this.counters.hits++;
-        return this.settle(cached);
-      }
-      this.cache.delete(key);
-    }
+    const hit = this.fresh(key);
+    if (hit) return this.settle(hit);
     let flight = this.flights.get(key);
     if (flight) {
       this.counters.coalesced++;
@@ -150,6 +162,15 @@ export class SpfDns {
       this.flights.set(key, flight);
     }
     return this.settle(await flight);
+  }
+
+  /**
+   * The cached answer, synchronously: the records, or throws the cached DnsLookupError;
+   * undefined on a miss. Lets a caller skip its timers for what is already known.
+   */
+  peek(name: string, type: string): unknown[] | undefined {
+    const hit = this.fresh(`${type.toUpperCase()} ${normName(name)}`);
+    return hit ? this.settle(hit) : undefined;
   }
 
   /** Queries in flight (distinct names being looked up now). */
@@ -170,9 +191,11 @@ export class SpfDns {
   /** One backend query turned into a cache entry; never rejects. */
   private async query(name: string, type: string): Promise<Entry> {
     this.counters.queries++;
+    const cancel = new AbortController();
     try {
-      const answer = await withTimeout(this.backend(name, type), this.timeoutMs, () => {
+      const answer = await withTimeout(this.backend(name, type, cancel.signal), this.timeoutMs, () => {
         this.counters.timeouts++;
+        cancel.abort();
         return new DnsLookupError('ETIMEOUT', `DNS ${type} ${name}: no answer within ${this.timeoutMs} ms`);
       });
       const ttlMs = answer.ttl === undefined ? this.maxTtlMs : Math.min(this.maxTtlMs, Math.max(0, answer.ttl) * 1000);
@@ -183,6 +206,18 @@ export class SpfDns {
       const ttl = NEGATIVE_CODES.has(code) ? this.negativeTtlMs : this.errorTtlMs;
       return { ok: false, code, message, expiresAt: this.now() + ttl };
     }
+  }
+
+  /** A live cache entry (counted as a hit and made the most recently used), or undefined. */
+  private fresh(key: string): Entry | undefined {
+    const cached = this.cache.get(key);
+    if (!cached) return undefined;
+    this.cache.delete(key);
+    if (cached.expiresAt <= this.now()) return undefined;
+    // Least recently used goes first: a hit moves the entry to the end.
+    this.cache.set(key, cached);
+    this.counters.hits++;
+    return cached;
   }
 
   private store(key: string, entry: Entry): void {
@@ -197,7 +232,7 @@ export class SpfDns {
 
   private settle(entry: Entry): unknown[] {
     if (entry.ok) return copyRecords(entry.records);
-    throw new DnsLookupError(entry.code, entry.message);
+    throw DnsLookupError.quick(entry.code, entry.message);
   }
 }
 
@@ -205,35 +240,57 @@ export class SpfDns {
 export interface NodeDnsBackendOptions {
   /** Servers ("ip", "ip:port", "[ipv6]:port"); empty: the system's. */
   servers: readonly string[];
-  /** c-ares per-query timeout (ms); one try, the SpfDns timer bounds it anyway. */
+  /** Time a query may take (c-ares' own timeout; the SpfDns timer cancels it at the same time). */
   timeoutMs: number;
 }
 
 const minTtl = (rs: { ttl: number }[]): number | undefined => (rs.length === 0 ? undefined : Math.min(...rs.map((r) => r.ttl)));
 
-/** A DnsBackend on a `dns.promises.Resolver` of its own (c-ares: asynchronous, never blocks the event loop). */
+/**
+ * A DnsBackend on node:dns (c-ares: asynchronous, never blocks the event loop), with a
+ * `dns.promises.Resolver` of its own for every query (see the header: isolation), which
+ * `signal` cancels. Creating one costs ~0.2 ms; with the cache and single-flight in
+ * front, queries are few.
+ */
 export function nodeDnsBackend(opts: NodeDnsBackendOptions): DnsBackend {
-  const resolver = new dnsPromises.Resolver({ timeout: Math.max(1, Math.round(opts.timeoutMs)), tries: 1 });
-  if (opts.servers.length > 0) resolver.setServers([...opts.servers]);
-  return async (name, type) => {
-    switch (type) {
-      case 'A': {
-        const rs = await resolver.resolve4(name, { ttl: true });
-        return { records: rs.map((r) => r.address), ttl: minTtl(rs) };
-      }
-      case 'AAAA': {
-        const rs = await resolver.resolve6(name, { ttl: true });
-        return { records: rs.map((r) => r.address), ttl: minTtl(rs) };
-      }
-      // Node does not report TTLs for these; SpfDns keeps them for maxTtlMs.
-      case 'TXT':
-        return { records: await resolver.resolveTxt(name) };
-      case 'MX':
-        return { records: await resolver.resolveMx(name) };
-      case 'PTR':
-        return { records: await resolver.resolvePtr(name) };
-      default:
-        throw new DnsLookupError('ENOTIMP', `DNS type ${type} is not used by SPF`);
+  const servers = opts.servers.length > 0 ? [...opts.servers] : dnsPromises.getServers();
+  // One try: a resend within the window would not help a slow server (measured: after a
+  // resend c-ares dropped the answer to the first packet, and the second came too late).
+  // A lost packet makes a temperror; the SMTP client tries again later.
+  const timeout = Math.max(1, Math.round(opts.timeoutMs));
+  return async (name, type, signal) => {
+    const resolver = new dnsPromises.Resolver({ timeout, tries: 1 });
+    if (servers.length > 0) resolver.setServers(servers);
+    if (signal.aborted) throw new DnsLookupError('ECANCELLED', `DNS ${type} ${name}: cancelled`);
+    const cancel = (): void => resolver.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      return await queryOne(resolver, name, type);
+    } finally {
+      signal.removeEventListener('abort', cancel);
     }
   };
+}
+
+/** One query of `type` on `resolver`, in the shape mailauth expects. */
+async function queryOne(resolver: InstanceType<typeof dnsPromises.Resolver>, name: string, type: string): Promise<DnsAnswer> {
+  switch (type) {
+    case 'A': {
+      const rs = await resolver.resolve4(name, { ttl: true });
+      return { records: rs.map((r) => r.address), ttl: minTtl(rs) };
+    }
+    case 'AAAA': {
+      const rs = await resolver.resolve6(name, { ttl: true });
+      return { records: rs.map((r) => r.address), ttl: minTtl(rs) };
+    }
+    // Node does not report TTLs for these; SpfDns keeps them for maxTtlMs.
+    case 'TXT':
+      return { records: await resolver.resolveTxt(name) };
+    case 'MX':
+      return { records: await resolver.resolveMx(name) };
+    case 'PTR':
+      return { records: await resolver.resolvePtr(name) };
+    default:
+      throw new DnsLookupError('ENOTIMP', `DNS type ${type} is not used by SPF`);
+  }
 }

@@ -7,12 +7,17 @@ import { SpfChecker } from './check.ts';
 import type { SpfCheckRequest } from './check.ts';
 import { SpfDns, nodeDnsBackend } from './dns.ts';
 import type { DnsBackend } from './dns.ts';
+import { TurnGate } from './turn-gate.ts';
 
 export { SpfChecker, SPF_RESULTS } from './check.ts';
 export type { SpfCheckRequest, SpfCheckResult, SpfIdentity, SpfResult } from './check.ts';
 export { SpfDns, DnsLookupError, nodeDnsBackend } from './dns.ts';
 export type { DnsAnswer, DnsBackend, SpfDnsStats } from './dns.ts';
 export { buildAuthResultsHeader, claimsAuthservId } from './auth-results.ts';
+export { TurnGate } from './turn-gate.ts';
+
+/** Checks let through per event-loop turn when many start or wake at once (turn-gate.ts). */
+const CHECKS_PER_TURN = 32;
 
 /** The `inbound.spf` config section. */
 export type SpfConfig = RelayConfig['inbound']['spf'];
@@ -32,7 +37,10 @@ export function createSpfVerifier(config: SpfConfig, opts: { hostname: string; b
     maxTtlMs: config.cacheTtl * 1000,
     now: opts.now,
   });
-  const checker = new SpfChecker({ dns, budgetMs: config.checkBudgetMs, hostname: opts.hostname, maxQueries: config.maxQueriesPerCheck, now: opts.now });
+  const checker = new SpfChecker({
+    dns, budgetMs: config.checkBudgetMs, hostname: opts.hostname, maxQueries: config.maxQueriesPerCheck, now: opts.now,
+    gate: new TurnGate(CHECKS_PER_TURN),
+  });
   return { dns, checker };
 }
 
