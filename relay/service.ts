@@ -12,8 +12,9 @@ import { DeliveryEngine, engineOptionsFromConfig } from './outbound/engine.ts';
 import type { MxResolver } from './outbound/mx.ts';
 import { Spool } from './spool/index.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
-import { startInbound } from './inbound/server.ts';
+import { startInbound, type InboundServer, type StartInboundOptions } from './inbound/server.ts';
 import { startHttp } from './http.ts';
+import { createSpfVerifier } from './spf/index.ts';
 
 /** Hooks tests use to run a relay deterministically. */
 export interface RelayRuntimeOptions {
@@ -23,6 +24,8 @@ export interface RelayRuntimeOptions {
   random?: () => number;
   /** Scheduler concurrency (messages in flight). */
   concurrency?: number;
+  /** Reverse DNS of inbound clients (Received headers): a resolver, or false to skip it. Default: the system resolver. */
+  reverseDns?: StartInboundOptions['reverseDns'];
 }
 
 /** A running relay. */
@@ -33,6 +36,8 @@ export interface RelayHandle {
   spool: Spool;
   scheduler: Scheduler;
   engine: DeliveryEngine;
+  /** The current inbound listener (sessions, SPF cache and checks in flight). */
+  readonly inbound: InboundServer;
   /** Starts the drain: 421 to new sessions, deliver what is due, then stop. Resolves when stopped. */
   drain(timeoutMs?: number): Promise<void>;
   /** Stops at once (in-flight deliveries are abandoned; the spool keeps them). */
@@ -93,9 +98,13 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
   };
 
+  // One SPF cache for the process: it outlives a listener replaced by a hold drain.
+  const spf = config.inbound.spf.enabled ? createSpfVerifier(config.inbound.spf, { hostname }) : undefined;
   const listen = (port: number) => startInbound({
     config: { ...config.inbound, port },
     hostname,
+    spf,
+    reverseDns: rt.reverseDns,
     metrics,
     log,
     sink: {
@@ -199,6 +208,10 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   log.info({ smtp: smtpPort, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
   return {
     smtpPort, httpPort: http.port, metrics, spool, scheduler, engine,
+    // A getter: a hold drain replaces the listener.
+    get inbound() {
+      return inbound;
+    },
     drain,
     close: shutdown,
   };
