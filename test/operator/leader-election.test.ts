@@ -75,13 +75,14 @@ describe('leader election', () => {
   it('a leader that loses its Lease stops reconciling, and resumes when it gets it back', async () => {
     const leader = a.leading ? a : b;
     const leases = cluster.kc.makeApiClient(CoordinationV1Api);
-    // Someone else takes the Lease (as after a partition, when it expired unseen).
-    const now = microTime(Date.now());
-    const current = await leases.readNamespacedLease({ name: LEASE.name, namespace: LEASE.namespace });
-    await leases.replaceNamespacedLease({
-      name: LEASE.name, namespace: LEASE.namespace,
-      body: { ...current, spec: { ...current.spec, holderIdentity: 'intruder', leaseDurationSeconds: 3600, renewTime: now as unknown as Date } },
+    // Someone else takes the Lease (as after a partition, when it expired unseen). The
+    // leader renews every retryPeriod, so the write may lose a race (409): try again.
+    const writeLease = (spec: Record<string, unknown>) => waitFor('the Lease written', async () => {
+      const current = await leases.readNamespacedLease({ name: LEASE.name, namespace: LEASE.namespace });
+      await leases.replaceNamespacedLease({ name: LEASE.name, namespace: LEASE.namespace, body: { ...current, spec: { ...current.spec, ...spec } } });
+      return true;
     });
+    await writeLease({ holderIdentity: 'intruder', leaseDurationSeconds: 3600, renewTime: microTime(Date.now()) });
     await waitFor('the leader steps down', () => !leader.leading, LEASE.renewDeadlineMs + 2000);
     assert.equal(await metricValue(leader.metrics.leader), 0);
     const from = cluster.server.requestLog.length;
@@ -90,8 +91,7 @@ describe('leader election', () => {
     assert.deepEqual(writesSince(cluster.server, from, 'mailrelay-operator/').filter(nonLease).map((e) => `${e.verb} ${e.resource}`), []);
 
     // The intruder releases it: the replica acquires it and catches up.
-    const held = await leases.readNamespacedLease({ name: LEASE.name, namespace: LEASE.namespace });
-    await leases.replaceNamespacedLease({ name: LEASE.name, namespace: LEASE.namespace, body: { ...held, spec: { ...held.spec, holderIdentity: '', leaseDurationSeconds: 1 } } });
+    await writeLease({ holderIdentity: '', leaseDurationSeconds: 1 });
     await waitFor('leading again', () => leader.leading, 5000);
     await configHas(/10\.10\.0\.0\/16/);
   });
