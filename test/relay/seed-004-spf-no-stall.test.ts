@@ -42,8 +42,11 @@ const MAIL_REPLY_BOUND_MS = BUDGET_MS + 2500;
 const EVENT_LOOP_P99_BOUND_MS = 150;
 const EVENT_LOOP_MAX_BOUND_MS = 200;
 const TRUSTED_MESSAGES = 10;
-/** The trusted client is never held by a check: its median submission stays far below the check budget. */
-const TRUSTED_SUBMIT_MEDIAN_BOUND_MS = 500;
+/**
+ * The trusted client is never held by a check (they take 1-2.5 s here): its median
+ * submission stays well below that even on a busy machine (measured 110-380 ms).
+ */
+const TRUSTED_SUBMIT_MEDIAN_BOUND_MS = 1000;
 
 const D = (s: string): string => `${s}.s4.test`;
 const chain = Array.from({ length: 9 }, (_, i) => D(`c${i + 1}`));
