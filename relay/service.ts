@@ -12,6 +12,7 @@ import { DeliveryEngine, engineOptionsFromConfig } from './outbound/engine.ts';
 import type { MxResolver } from './outbound/mx.ts';
 import { Spool } from './spool/index.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
+import { dkimBodyFor, loadDkimSigner } from './dkim/index.ts';
 import { startInbound, type InboundServer, type StartInboundOptions } from './inbound/server.ts';
 import { startHttp } from './http.ts';
 import { createSpfVerifier } from './spf/index.ts';
@@ -66,6 +67,10 @@ async function prepareSpoolDir(dir: string): Promise<void> {
 export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = {}): Promise<RelayHandle> {
   const log = rt.log ?? pino({ level: config.log.level, base: { component: 'relay' } });
   const hostname = config.inbound.hostname ?? os.hostname();
+  // DKIM (RFC 6376): signed once per message before its first attempt; a bad key fails here, at start,
+  // before anything is opened.
+  const dkim = config.delivery.dkim ? loadDkimSigner(config.delivery.dkim) : undefined;
+  if (dkim) log.info({ domain: dkim.domain, selector: dkim.selector, algorithm: dkim.algorithm, dnsRecord: dkim.dnsRecord }, 'DKIM signing on');
   const metrics = createRelayMetrics();
   await prepareSpoolDir(config.spool.dir);
   const spool = await Spool.open(config.spool.dir, { fsync: config.spool.fsync, log, clock: rt.clock });
@@ -79,6 +84,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     random: rt.random,
   });
   const scheduler = new Scheduler({
+    bodyFor: dkim ? dkimBodyFor(dkim, (id) => spool.openBody(id), { onUnsigned: (id, reason) => log.warn({ id, reason }, 'sent without DKIM') }) : undefined,
     spool, engine, hostname, metrics, log, clock: rt.clock, random: rt.random,
     retry: config.delivery.retry,
     dsnFrom: config.dsn.from,
