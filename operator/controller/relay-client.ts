@@ -7,7 +7,8 @@
 // A pod that cannot be reached is "unknown", which the plan treats as holding mail.
 // ADR 0003 R2: from other hosts the relay takes /drain only with its drain token
 // (http.drainTokenFile), sent as a bearer token; see HttpRelayPodClientOptions.token.
-import { HTTP_PORT } from '../desired/layout.ts';
+import { DRAIN_TOKEN_KEY, HTTP_PORT } from '../desired/layout.ts';
+import { DRAIN_TOKEN_SECRET_SUFFIX } from '../desired/names.ts';
 import type { SpoolObservation } from '../desired/scale-down.ts';
 import type { KubeObject } from '../desired/meta.ts';
 
@@ -42,14 +43,10 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
 
 /**
  * Where the operator finds a relay's drain token: Secret `<MailRelay name>-drain-token`,
- * key `token`, in the MailRelay's namespace (the pods mount the same key as their
- * http.drainTokenFile). Rendering that mount and creating the Secret is not done yet
- * (operator/desired); until then the relays accept /drain from loopback only, and a
- * scale-down's drain requests fail with 403 (DrainRequestFailed Events) until the timeout.
+ * key `token`, in the MailRelay's namespace. The reconcile creates it (desired/drain-token.ts)
+ * and the pods mount the same key as their http.drainTokenFile (desired/statefulset.ts).
  */
-export const DRAIN_TOKEN_SECRET_SUFFIX = '-drain-token';
-/** Key of the drain token in its Secret. */
-export const DRAIN_TOKEN_KEY = 'token';
+export { DRAIN_TOKEN_KEY, DRAIN_TOKEN_SECRET_SUFFIX };
 
 /** A token lookup for httpRelayPodClient reading the drain-token Secret of the pod's MailRelay from a Secret cache. */
 export function drainTokenFromSecrets(secrets: { get(namespace: string, name: string): KubeObject | undefined }): (pod: KubeObject) => string | undefined {

@@ -22,6 +22,7 @@ describe('buildRelayConfig', () => {
     assert.equal(cfg.inbound.authUsersFile, '/etc/mailrelay/secrets/auth/users');
     assert.equal(cfg.spool.dir, '/var/spool/mailrelay');
     assert.equal(cfg.http.port, 9090);
+    assert.equal(cfg.http.drainTokenFile, '/etc/mailrelay/secrets/drain/token', 'the drain-token Secret\'s mount (statefulset.ts)');
     assert.equal(cfg.drain.timeout, 120);
     assert.equal(cfg.log.level, 'debug');
     const d = cfg.delivery;
@@ -46,6 +47,7 @@ describe('buildRelayConfig', () => {
     assert.equal(cfg.delivery.smarthost, undefined);
     assert.equal(cfg.delivery.dkim, undefined);
     assert.deepEqual(cfg.inbound.relayNetworks, []);
+    assert.equal(cfg.http.drainTokenFile, '/etc/mailrelay/secrets/drain/token', 'every relay reads the drain token');
   });
 
   it('reports what the relay schema rejects under the spec field it came from', () => {

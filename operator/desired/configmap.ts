@@ -8,7 +8,7 @@ import type { MailRelayInputs } from '../api/inputs.ts';
 import { InvalidMailRelayError, withDefaults, type MailRelay, type ValidationProblem } from '../api/mailrelay.ts';
 import { parseDuration } from '../api/duration.ts';
 import { parseQuantity } from '../api/quantity.ts';
-import { CONFIG_KEY, HTTP_PORT, SMTP_PORT, SPOOL_DIR, secretFile } from './layout.ts';
+import { CONFIG_KEY, DRAIN_TOKEN_FILE, HTTP_PORT, SMTP_PORT, SPOOL_DIR, secretFile } from './layout.ts';
 import { childMeta } from './meta.ts';
 import { childNames } from './names.ts';
 import type { KubeObject } from './meta.ts';
@@ -81,7 +81,10 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
     inbound,
     spool: { dir: SPOOL_DIR, fsync: true },
     delivery,
-    http: { port: HTTP_PORT },
+    // The token file is the operator's drain-token Secret, mounted optional: until it
+    // exists the relay reads no token and takes /drain from loopback only (ADR 0003 R2).
+    // Always rendered, so creating the Secret changes neither relay.yaml nor the config hash.
+    http: { port: HTTP_PORT, drainTokenFile: DRAIN_TOKEN_FILE },
     drain: { timeout: seconds(spec.drainTimeout) },
     log: { level: spec.logLevel },
   };

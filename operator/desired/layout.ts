@@ -38,6 +38,13 @@ export function secretFile(role: SecretRole): string {
   return `${CONFIG_DIR}/${SECRET_FILE_PATHS[role]}`;
 }
 
+/** Key of the drain token in the operator-created drain-token Secret (names.ts drainTokenSecret). */
+export const DRAIN_TOKEN_KEY = 'token';
+/** Path of the drain token file, relative to CONFIG_DIR (ADR 0003 R2). */
+export const DRAIN_TOKEN_PATH = 'secrets/drain/token';
+/** The relay's http.drainTokenFile: the drain-token Secret's key, mounted optional (absent until the operator creates it). */
+export const DRAIN_TOKEN_FILE = `${CONFIG_DIR}/${DRAIN_TOKEN_PATH}`;
+
 /** The image's entry point: node, and the mailrelay CLI it runs (the image contract). */
 export const MAILRELAY_CLI = ['/nodejs/bin/node', '/app/bin/mailrelay.mjs'] as const;
 /** Container args: run the relay with the mounted config (the image's entrypoint is MAILRELAY_CLI). */

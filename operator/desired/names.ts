@@ -23,7 +23,12 @@ export interface ChildNames {
   serviceMonitor: string;
   /** PrometheusRule. */
   prometheusRule: string;
+  /** Secret with the /drain bearer token (created by the controller, never rotated; ADR 0003 R2). */
+  drainTokenSecret: string;
 }
+
+/** Suffix of the drain-token Secret's name: `<MailRelay name>-drain-token`. */
+export const DRAIN_TOKEN_SECRET_SUFFIX = '-drain-token';
 
 /** Children's names, all derived from the MailRelay's name. */
 export function childNames(mr: Pick<MailRelay, 'metadata'>): ChildNames {
@@ -37,6 +42,7 @@ export function childNames(mr: Pick<MailRelay, 'metadata'>): ChildNames {
     networkPolicy: n,
     serviceMonitor: n,
     prometheusRule: n,
+    drainTokenSecret: `${n}${DRAIN_TOKEN_SECRET_SUFFIX}`,
   };
 }
 

@@ -69,8 +69,19 @@ describe('buildStatefulSet', () => {
       'full-smarthost/user -> secrets/smarthost/username',
       'full-smarthost/pass -> secrets/smarthost/password',
       'dkim-key/private.key -> secrets/dkim/private.key',
+      'full-drain-token/token -> secrets/drain/token',
     ]);
     assert.ok(pod.volumes?.some((v) => v.name === 'tmp' && v.emptyDir), 'an emptyDir for /tmp');
+  });
+
+  it('mounts the drain-token Secret optional at http.drainTokenFile (a pod may start before the Secret exists)', () => {
+    const sources = pod.volumes?.find((v) => v.name === 'config')?.projected?.sources ?? [];
+    const drain = sources.filter((s) => s.secret?.name === 'full-drain-token');
+    assert.deepEqual(drain, [{ secret: { name: 'full-drain-token', items: [{ key: 'token', path: 'secrets/drain/token' }], optional: true } }]);
+    // Only the drain token is optional: a referenced Secret that is missing is a spec error, not a silent empty file.
+    assert.deepEqual(sources.filter((s) => s.secret?.optional).map((s) => s.secret?.name), ['full-drain-token']);
+    assert.equal(`/etc/mailrelay/${drain[0]?.secret?.items?.[0]?.path}`, '/etc/mailrelay/secrets/drain/token');
+    assert.equal(container.volumeMounts?.find((m) => m.mountPath === '/etc/mailrelay')?.readOnly, true);
   });
 
   it('probes /healthz and /readyz and drains in preStop within the grace period', () => {
@@ -156,6 +167,12 @@ describe('buildStatefulSet', () => {
     });
     it('does not change when a key the relay does not use changes', () => {
       const other = { ...secrets, tls: secretInput({ stringData: { 'tls.crt': 'cert-1', 'tls.key': 'key-1', 'ca.crt': 'ca-2' } }) };
+      assert.equal(hashOf(buildStatefulSet(relay(spec), { ...NO_SECRETS, secrets: other })), base);
+    });
+    it('does not change when the drain-token Secret appears or differs (not a config input: no roll when the operator creates it)', () => {
+      const withToken = { ...secrets, 'relay-drain-token': secretInput({ stringData: { token: 'abc' } }) };
+      assert.equal(hashOf(buildStatefulSet(relay(spec), { ...NO_SECRETS, secrets: withToken })), base);
+      const other = { ...secrets, 'relay-drain-token': secretInput({ stringData: { token: 'xyz' } }) };
       assert.equal(hashOf(buildStatefulSet(relay(spec), { ...NO_SECRETS, secrets: other })), base);
     });
     it('does not change with replicas (scaling must not roll the pods)', () => {

@@ -9,7 +9,7 @@ import { parseDuration } from '../api/duration.ts';
 import { CONFIG_HASH_ANNOTATION, computeConfigHash } from './config-hash.ts';
 import { relayImage } from './image.ts';
 import {
-  CONFIG_DIR, CONFIG_KEY, DRAIN_WAIT_MARGIN_SECONDS, GRACE_MARGIN_SECONDS, HTTP_PORT, METRICS_PORT_NAME, RELAY_ARGS, RUN_AS_ID,
+  CONFIG_DIR, CONFIG_KEY, DRAIN_TOKEN_KEY, DRAIN_TOKEN_PATH, DRAIN_WAIT_MARGIN_SECONDS, GRACE_MARGIN_SECONDS, HTTP_PORT, METRICS_PORT_NAME, RELAY_ARGS, RUN_AS_ID,
   SECRET_FILE_PATHS, SMTP_PORT, SMTP_PORT_NAME, SPOOL_DIR, TMP_DIR, drainCommand,
 } from './layout.ts';
 import { selectorLabels, sortedKeys, standardLabels } from './labels.ts';
@@ -61,7 +61,11 @@ function topologySpread(mr: MailRelay, spec: MailRelaySpecDefaulted): V1Topology
   }));
 }
 
-/** The projected volume at /etc/mailrelay: relay.yaml from the ConfigMap plus each referenced Secret key at its fixed path. */
+/**
+ * The projected volume at /etc/mailrelay: relay.yaml from the ConfigMap, each referenced
+ * Secret key at its fixed path, and the drain token. The drain-token Secret is optional:
+ * the controller creates it, and a pod may start first (the kubelet adds the file later).
+ */
 function configVolume(mr: MailRelay, spec: MailRelaySpecDefaulted): V1ProjectedVolumeSource {
   const sources: V1VolumeProjection[] = [{ configMap: { name: childNames(mr).configMap, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } }];
   const bySecret = new Map<string, { key: string; path: string }[]>();
@@ -71,6 +75,7 @@ function configVolume(mr: MailRelay, spec: MailRelaySpecDefaulted): V1ProjectedV
     bySecret.set(ref.name, items);
   }
   for (const [name, items] of bySecret) sources.push({ secret: { name, items } });
+  sources.push({ secret: { name: childNames(mr).drainTokenSecret, items: [{ key: DRAIN_TOKEN_KEY, path: DRAIN_TOKEN_PATH }], optional: true } });
   return { defaultMode: FILE_MODE, sources };
 }
 
