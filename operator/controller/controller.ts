@@ -9,7 +9,8 @@
 //   owned children       the controller ownerReference of kind MailRelay (a deleted child
 //                        brings its owner back to re-create it)
 //   Secrets              every MailRelay in that namespace referencing the Secret, so a
-//                        rotated password or certificate changes the config hash and rolls the pods
+//                        rotated password or certificate changes the config hash and rolls the pods;
+//                        a deleted Secret the MailRelay owns (the drain token) brings it back
 //   relay pods, spool PVCs  the MailRelay named by the app.kubernetes.io/instance label
 //                        (pods only when they come, go, or change phase or readiness)
 import { hostname } from 'node:os';
@@ -187,6 +188,9 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   for (const inf of [informers.statefulSets, informers.configMaps, informers.services, informers.podDisruptionBudgets, informers.networkPolicies]) inf.onEvent(toOwner);
   informers.secrets.onEvent((e) => {
     const ns = e.object.metadata.namespace ?? '';
+    // A deleted drain-token Secret is created again (with a new token) by its MailRelay's reconcile.
+    const owner = controllerOf(e.object);
+    if (e.type === 'delete' && owner?.kind === KIND) queue.add(`${ns}/${owner.name}`);
     for (const mr of informers.mailRelays.list(ns) as unknown as MailRelay[]) {
       if (referencedSecretNames(mr.spec).has(e.object.metadata.name)) queue.add(objectKey(mr));
     }

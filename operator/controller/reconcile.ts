@@ -5,12 +5,14 @@
 //            (Degraded=True naming the field, a Warning Event) and NOT retried on a timer:
 //            it waits for a change of the MailRelay or of a Secret it references
 //   desired  buildDesired, with the StatefulSet replicas the scale-down plan allows
-//   apply    the scale-down's drain requests and PVC flags first (ADR 0003), then
+//   apply    the drain-token Secret if missing (created once, never rotated), the
+//            scale-down's drain requests and PVC flags (ADR 0003), then
 //            server-side apply in APPLY_ORDER (skipping what would not change), then
 //            delete the children a spec change turned off
 //   status   buildStatus, written through the status subresource only when it changed,
 //            plus aggregated Events for what was done and what went wrong.
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
 import type pino from 'pino';
 import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput, type SecretLike } from '../api/inputs.ts';
 import {
@@ -21,6 +23,7 @@ import { ApplyError, apiErrorMessage, type Applier } from '../apply/apply.ts';
 import { canonicalJson } from '../apply/hash.ts';
 import { computeConfigHash } from '../desired/config-hash.ts';
 import { buildDesired } from '../desired/index.ts';
+import { buildDrainTokenSecret } from '../desired/drain-token.ts';
 import type { KubeObject } from '../desired/meta.ts';
 import { childNames, spoolClaimName } from '../desired/names.ts';
 import { planScaleDown, type ScalePlan, type SpoolObservation } from '../desired/scale-down.ts';
@@ -245,6 +248,7 @@ export class Reconciler {
         // ADR 0003 steps 3 and 5 come before the apply: the PVCs a shrink cannot vouch for
         // are flagged BEFORE the StatefulSet shrinks, so a failed flag (no RBAC, an outage)
         // stops the shrink (ApplyFailed) instead of removing a pod silently.
+        await this.ensureDrainToken(mr, signal);
         if (plan) await this.actOnPlan(mr, plan, event, signal);
         for (const obj of desired) {
           const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
@@ -319,6 +323,26 @@ export class Reconciler {
       if (secret) out[name] = secretInput(secret as SecretLike, refs.filter((r) => r.name === name && r.reveal).map((r) => r.key));
     }
     return out;
+  }
+
+  /**
+   * Creates the MailRelay's drain-token Secret (ADR 0003 R2) when the Secret cache does
+   * not have it: 32 random bytes, base64url, owned by the MailRelay so it goes with it.
+   * An existing Secret of that name is never touched (no rotation: the pods' token files
+   * and the operator's must agree); a 409 means it exists and the cache has not seen it yet.
+   */
+  private async ensureDrainToken(mr: MailRelay, signal?: AbortSignal): Promise<void> {
+    const namespace = mr.metadata.namespace ?? '';
+    const name = childNames(mr).drainTokenSecret;
+    if (!mr.metadata.uid || this.deps.caches.secrets.get(namespace, name)) return;
+    signal?.throwIfAborted();
+    const body = buildDrainTokenSecret(mr, randomBytes(32).toString('base64url')) as V1Secret;
+    try {
+      await this.deps.clients.core.createNamespacedSecret({ namespace, body });
+      this.deps.log?.debug({ key: objectKey(mr), secret: name }, 'created the drain-token Secret');
+    } catch (err) {
+      if (!isApiError(err, 409)) throw err;
+    }
   }
 
   /** The live child: from the informer caches, or a GET for the monitoring kinds (no informer: their CRDs may not exist). */

@@ -459,8 +459,8 @@ describe('mailrelay-operator chart: CRDs', () => {
       const rules = (role as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
       const mine = rules.filter((r) => r.apiGroups.includes('fixture.test.example'));
       assert.deepEqual(mine, [
-        { apiGroups: ['fixture.test.example'], resources: ['mailrelays'], verbs: ['get', 'list', 'watch', 'patch', 'update'] },
-        { apiGroups: ['fixture.test.example'], resources: ['mailrelays/status'], verbs: ['get', 'patch', 'update'] },
+        { apiGroups: ['fixture.test.example'], resources: ['mailrelays'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['fixture.test.example'], resources: ['mailrelays/status'], verbs: ['update'] },
         { apiGroups: ['fixture.test.example'], resources: ['mailrelays/finalizers'], verbs: ['update'] },
       ]);
     } finally {

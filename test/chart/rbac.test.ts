@@ -27,7 +27,10 @@ async function shippedCustomResources(): Promise<{ group: string; plural: string
 const grants = (apiGroup: string, resources: string[], verbs: string[], extra: Partial<RbacRule> = {}): RbacRule[] =>
   resources.flatMap((resource) => verbs.map((verb) => ({ apiGroup, resource, verb, ...extra })));
 
-const OWNED = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
+/** Children: server-side apply (PATCH, also for new objects) and the informers' reads; never created with a POST. */
+const APPLIED = ['get', 'list', 'watch', 'patch'];
+/** Children a spec change can turn off, which the operator then deletes. */
+const PRUNED = [...APPLIED, 'delete'];
 const READ = ['get', 'list', 'watch'];
 
 /** What the operator needs, in one table: the chart must grant exactly this. */
@@ -36,18 +39,22 @@ async function expectedGrants(namespace: string | undefined): Promise<RbacRule[]
   const crs = await shippedCustomResources();
   return [
     ...crs.flatMap(({ group, plural }) => [
-      ...grants(group, [plural], ['get', 'list', 'watch', 'patch', 'update'], scope),
-      ...grants(group, [`${plural}/status`], ['get', 'patch', 'update'], scope),
+      ...grants(group, [plural], READ, scope),
+      ...grants(group, [`${plural}/status`], ['update'], scope),
       ...grants(group, [`${plural}/finalizers`], ['update'], scope),
     ]),
-    ...grants('', ['configmaps', 'services'], OWNED, scope),
-    ...grants('apps', ['statefulsets'], OWNED, scope),
-    ...grants('policy', ['poddisruptionbudgets'], OWNED, scope),
-    ...grants('networking.k8s.io', ['networkpolicies'], OWNED, scope),
-    ...grants('', ['secrets', 'persistentvolumeclaims', 'pods'], READ, scope),
+    ...grants('', ['configmaps', 'services'], APPLIED, scope),
+    ...grants('apps', ['statefulsets'], APPLIED, scope),
+    ...grants('policy', ['poddisruptionbudgets'], PRUNED, scope),
+    ...grants('networking.k8s.io', ['networkpolicies'], PRUNED, scope),
+    // The drain-token Secret (ADR 0003 R2) is created once; no Secret is ever changed.
+    ...grants('', ['secrets'], [...READ, 'create'], scope),
+    // The spool-state annotation on spool PVCs a scale-down cannot vouch for (ADR 0003).
+    ...grants('', ['persistentvolumeclaims'], [...READ, 'patch'], scope),
+    ...grants('', ['pods'], READ, scope),
     ...grants('', ['events'], ['create', 'patch'], scope),
-    ...grants('events.k8s.io', ['events'], ['create', 'patch'], scope),
-    ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], OWNED, scope),
+    // No informers for the monitoring kinds (their CRDs may be missing): GETs only.
+    ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], ['get', 'patch', 'delete'], scope),
     // Leader election, always in the operator's own namespace.
     ...grants('coordination.k8s.io', ['leases'], ['create'], { namespace: 'mail-system' }),
     ...grants('coordination.k8s.io', ['leases'], ['get', 'update', 'patch'], { namespace: 'mail-system', resourceNames: ['mr-mailrelay-operator-leader'] }),
@@ -78,15 +85,17 @@ describe('operator RBAC', () => {
     assert.deepEqual(await render({ serviceAccount: { name: 'other' }, fullnameOverride: 'mr-mailrelay-operator' }), base);
   });
 
-  it('grants no wildcard, no secret writes and nothing that escalates', async () => {
+  it('grants no wildcard, no Secret changes (create only) and nothing that escalates', async () => {
     const rules = rbacRulesFromChart(await helmTemplateObjects(CHART, opts()));
     for (const r of rules) {
       assert.ok(r.apiGroup !== '*' && r.resource !== '*' && r.verb !== '*', `wildcard: ${formatRule(r)}`);
       assert.ok(!['escalate', 'bind', 'impersonate', 'deletecollection'].includes(r.verb), `dangerous verb: ${formatRule(r)}`);
       assert.ok(!(r.apiGroup === 'rbac.authorization.k8s.io' || r.apiGroup === 'apiextensions.k8s.io'), `no RBAC or CRD access: ${formatRule(r)}`);
-      if (r.resource === 'secrets' || r.resource === 'pods' || r.resource === 'persistentvolumeclaims') {
-        assert.ok(READ.includes(r.verb), `${r.resource} are read only: ${formatRule(r)}`);
-      }
+      // Secrets: read, and create the drain token; never update, patch or delete one (no rotation, no tampering).
+      if (r.resource === 'secrets') assert.ok([...READ, 'create'].includes(r.verb), `secrets are read and created only: ${formatRule(r)}`);
+      if (r.resource === 'pods') assert.ok(READ.includes(r.verb), `pods are read only: ${formatRule(r)}`);
+      // PVCs: read, and patch the spool-state annotation; never delete one (a spool may hold mail).
+      if (r.resource === 'persistentvolumeclaims') assert.ok([...READ, 'patch'].includes(r.verb), `PVCs are read and annotated only: ${formatRule(r)}`);
       assert.ok(!r.resource.startsWith('pods/'), `no exec, log or eviction: ${formatRule(r)}`);
     }
   });

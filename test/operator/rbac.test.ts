@@ -2,7 +2,8 @@
 // fails in a real cluster with 403s the test API server (which enforces no RBAC) never
 // shows. The operator runs as the chart deploys it (cluster-wide, leader election with
 // the Lease the chart names, in the release namespace) through a tour of everything it
-// does: create, status, Events (created and aggregated), Secret reads, a deleted child,
+// does: create, status, Events (created and aggregated), Secret reads and the drain-token
+// Secret's creation, a deleted child,
 // an invalid spec, monitoring objects, pruning, a drained and an Immediate scale-down
 // (pods, PVC flags). Then the request log is checked against the rendered rules.
 import { after, before, describe, it } from 'node:test';
@@ -21,16 +22,6 @@ import {
   createMailRelay, createNamespace, eventsFor, MERGE, minimalSpec, patchMailRelaySpec, startTestCluster, startTestOperator,
   waitForCondition, type TestCluster, type TestOperator,
 } from './harness.ts';
-
-/**
- * Requests ADR 0003 requires that the chart does not grant yet: the scale-down flags the
- * spool PVCs it removes without proof that they are empty (mailrelay.io/spool-state), which
- * is a PATCH. Without it a 403 stops such a shrink (the flag is written before the
- * StatefulSet shrinks), so nothing is stranded silently, but Immediate and the drain
- * timeout cannot complete. The chart's rule for persistentvolumeclaims needs `patch`;
- * delete this entry when it has it.
- */
-const KNOWN_CHART_GAPS = new Set(['patch core/persistentvolumeclaims (spool-relay-1)']);
 
 /** The operator's requests: everything it sent with its User-Agent, plus the informers' watches (client-node's Watch sends its own). */
 export function operatorRequests(log: readonly RequestLogEntry[]): RequestLogEntry[] {
@@ -113,13 +104,13 @@ describe('the chart\'s RBAC covers what the operator does', () => {
   it('every request is allowed by the rendered RBAC (namespaces included)', () => {
     const requests = operatorRequests(cluster.server.requestLog);
     assert.ok(requests.length > 50, `${requests.length} requests`);
+    const did = (verb: string, resource: string) => requests.some((e) => e.verb === verb && e.resource === resource);
+    assert.ok(did('create', 'secrets'), 'the tour created the drain-token Secret');
+    assert.ok(did('patch', 'persistentvolumeclaims'), 'the tour flagged a spool PVC');
     const policy = chart.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => (o as unknown as { rules: PolicyRule[] }).rules);
-    const uncovered = uncoveredRequests(requests, policy);
-    for (const gap of uncovered.filter((u) => KNOWN_CHART_GAPS.has(u))) process.stdout.write(`# KNOWN CHART RBAC GAP (ADR 0003): ${gap}\n`);
-    assert.deepEqual(uncovered.filter((u) => !KNOWN_CHART_GAPS.has(u)), []);
+    assert.deepEqual(uncoveredRequests(requests, policy), []);
     const rules = rbacRulesFromChart(chart);
     const denied = requests.map(requestFromLog).filter((r) => r !== null).filter((r) => !allows(rules, r))
-      .filter((r) => !(r.resource === 'persistentvolumeclaims' && r.verb === 'patch' && KNOWN_CHART_GAPS.size > 0))
       .map((r) => `${r.verb} ${r.resource} ${r.namespace ?? '(cluster)'}${r.name ? ` ${r.name}` : ''}`);
     assert.deepEqual([...new Set(denied)], []);
     // Least privilege is the chart's own test; listed here for whoever reads the output.

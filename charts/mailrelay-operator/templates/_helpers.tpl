@@ -98,56 +98,66 @@ CRD does not define.
 THE operator permissions, in one values-independent place: the ClusterRole (or, with
 watchNamespace, the Role) renders exactly this list. test/chart/rbac.ts reads it back
 from the rendered objects so it can be compared with what the operator really requests.
-Why each rule exists:
-- MailRelays: watch them, patch finalizers/metadata; status is a subresource of its own.
-  mailrelays/finalizers "update" is needed for ownerReferences with blockOwnerDeletion
-  where the OwnerReferencesPermissionEnforcement admission plugin is on (e.g. OpenShift).
-- Children the operator owns: server-side apply is PATCH; create for the first apply of
-  clients that POST; delete when a feature is turned off (NetworkPolicy, PDB, monitoring).
-- Secrets: read only (referenced credentials, TLS and DKIM keys are hashed into the
-  config hash so a rotation rolls the relays); never written.
-- PersistentVolumeClaims and Pods: read only (spool volumes and pod readiness before a
+Why each rule exists (test/operator/rbac.test.ts compares them with the operator's real
+requests; nothing here goes unused by the code):
+- MailRelays: read and watch them; status is written with a PUT (update) of the status
+  subresource. mailrelays/finalizers "update" is needed for ownerReferences with
+  blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is
+  on (e.g. OpenShift). The operator adds no finalizers and never patches a MailRelay.
+- Children the operator owns: server-side apply is PATCH, also for a new object, so no
+  create; delete only for what a spec change turns off (NetworkPolicy, PDB, monitoring).
+  ConfigMaps, Services and StatefulSets are never deleted by the operator (the garbage
+  collector removes them with their MailRelay).
+- Secrets: read (referenced credentials, TLS and DKIM keys are hashed into the config hash
+  so a rotation rolls the relays), and create for the one the operator owns: the drain
+  token <name>-drain-token (ADR 0003 R2). It never updates, patches or deletes a Secret.
+- PersistentVolumeClaims: read, and patch for the spool-state annotation a scale-down puts
+  on a spool it cannot vouch for (ADR 0003). Pods: read only (readiness before a
   scale-down; the relay's /drain endpoint is called over the pod network, not the API).
-- Events: both APIs, since client libraries differ in which one they write.
-- ServiceMonitor/PrometheusRule: per-relay monitoring objects. Whether their CRDs exist is
-  learnt from API discovery (/apis), which needs no RBAC, so no CRD read access is granted.
+- Events: core/v1, created and patched (aggregated counts).
+- ServiceMonitor/PrometheusRule: per-relay monitoring objects, read with a GET (no
+  informer: their CRDs may not exist). Whether the CRDs exist is learnt from API
+  discovery (/apis), which needs no RBAC, so no CRD read access is granted.
 */}}
 {{- define "mailrelay-operator.rbacRules" -}}
 {{- range $cr := include "mailrelay-operator.customResources" . | fromYamlArray }}
 - apiGroups: [{{ $cr.group | quote }}]
   resources: [{{ $cr.plural | quote }}]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch]
 - apiGroups: [{{ $cr.group | quote }}]
   resources: [{{ printf "%s/status" $cr.plural | quote }}]
-  verbs: [get, patch, update]
+  verbs: [update]
 - apiGroups: [{{ $cr.group | quote }}]
   resources: [{{ printf "%s/finalizers" $cr.plural | quote }}]
   verbs: [update]
 {{- end }}
 - apiGroups: [""]
   resources: [configmaps, services]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, patch]
 - apiGroups: [apps]
   resources: [statefulsets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, patch]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [""]
-  resources: [secrets, persistentvolumeclaims, pods]
+  resources: [secrets]
+  verbs: [get, list, watch, create]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch, patch]
+- apiGroups: [""]
+  resources: [pods]
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, patch, delete]
 {{- end }}
 
 {{/*
