@@ -143,6 +143,14 @@ export const MailRelaySpecSchema = z.object({
     secretRef: z.object({ name: secretName.describe('name of a kubernetes.io/tls Secret (keys tls.crt and tls.key), e.g. from cert-manager') })
       .describe('the certificate Secret'),
   }).optional().describe('STARTTLS for clients'),
+  senderVerification: z.object({
+    spf: z.object({
+      enabled: z.boolean().default(false).describe('check the SPF record (RFC 7208) of each MAIL FROM (and HELO) domain'),
+      policy: z.enum(['reject', 'tag', 'record']).default('reject')
+        .describe('reject: 550 5.7.23 on fail, 451 4.7.24 on temperror; tag: Authentication-Results header only; record: metric and log only'),
+      skipTrusted: z.boolean().default(true).describe('skip the check for clients in relayNetworks and authenticated clients'),
+    }).prefault({}).describe('SPF check of inbound senders; a slow or hostile DNS delays only its own session (docs/adr/0004)'),
+  }).prefault({}).describe('verification of inbound senders'),
   delivery: DeliverySchema,
   maxMessageSize: quantity.default('25Mi').describe('largest message accepted (SIZE, RFC 1870), as a quantity'),
   spool: z.object({

@@ -22,6 +22,7 @@ const RELAY_TO_SPEC: readonly (readonly [string, string])[] = [
   ['inbound.tls', 'spec.tls'],
   ['inbound.authUsersFile', 'spec.auth'],
   ['inbound.requireTlsForAuth', 'spec.auth.requireTLS'],
+  ['inbound.spf', 'spec.senderVerification.spf'],
   ['delivery.smarthost.auth.usernameFile', 'spec.delivery.smarthost.credentialsSecretRef.usernameKey'],
   ['delivery.smarthost.auth', 'spec.delivery.smarthost.credentialsSecretRef'],
   ['delivery.dkim.keyFile', 'spec.delivery.dkim.keySecretRef'],
@@ -53,6 +54,8 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
     maxMessageSize: Math.floor(parseQuantity(spec.maxMessageSize) ?? Number.NaN),
   };
   if (spec.tls) inbound.tls = { certFile: secretFile('tlsCert'), keyFile: secretFile('tlsKey') };
+  const spf = spec.senderVerification.spf;
+  if (spf.enabled) inbound.spf = { enabled: true, policy: spf.policy, skipTrusted: spf.skipTrusted };
   if (spec.auth) {
     inbound.authUsersFile = secretFile('authUsers');
     inbound.requireTlsForAuth = spec.auth.requireTLS;
