@@ -244,8 +244,11 @@ export function step(state: SessionState, ev: SessionEvent): Step {
   return { state: s, actions };
 }
 
+// Copy-on-write: the slot array is copied (pointers only) and a slot object is replaced,
+// never changed, when a step updates it; copying every slot on every reply made a
+// 50-recipient transaction cost O(R^2) allocations.
 function cloneTx(t: TxState): TxState {
-  return { ...t, slots: t.slots.map((x) => ({ ...x })) };
+  return { ...t, slots: [...t.slots] };
 }
 
 function write(s: SessionState, actions: SessionAction[], lines: string[], expects: Expect[]): void {
@@ -479,9 +482,9 @@ function nextLockstep(s: SessionState, actions: SessionAction[]): void {
   const tx = s.tx!;
   while (tx.nextRcpt >= 0 && tx.nextRcpt < tx.slots.length) {
     const i = tx.nextRcpt++;
-    const sl = tx.slots[i]!;
-    if (sl.sent) continue;
-    sl.sent = true;
+    if (tx.slots[i]!.sent) continue;
+    const sl = { ...tx.slots[i]!, sent: true };
+    tx.slots[i] = sl;
     write(s, actions, [rcptLine(s, sl.rcpt)], [{ cmd: 'rcpt', index: i }]);
     return;
   }
@@ -510,7 +513,8 @@ function onMail(s: SessionState, reply: Reply, actions: SessionAction[]): void {
 
 function onRcpt(s: SessionState, index: number, reply: Reply, actions: SessionAction[]): void {
   const tx = s.tx!;
-  const sl = tx.slots[index]!;
+  const sl = { ...tx.slots[index]! };
+  tx.slots[index] = sl;
   sl.reply = reply;
   if (tx.mailReply && tx.mailReply.code >= 300) {
     // MAIL failed: this RCPT reply (usually 503) says nothing about the mailbox.

@@ -30,28 +30,44 @@ export class DotStuffer {
   push(chunk: Uint8Array): Buffer {
     // Worst case: every byte is a bare LF/CR (2 bytes out) or a line-leading dot (2 bytes).
     const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
-    let o = 0;
+    const src = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const n = src.length;
     const stuff = this.opts.stuff;
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i]!;
+    let o = 0;
+    let i = 0;
+    // Runs between line ends are copied natively; only CR, LF and a line's first byte are
+    // looked at one by one. The next CR/LF positions are cached so the scan stays linear.
+    let nextLf = -2;
+    let nextCr = -2;
+    while (i < n) {
       if (this.pendingCR) {
         this.pendingCR = false;
         out[o++] = CR;
         out[o++] = LF;
         this.atLineStart = true;
-        if (b === LF) continue; // that was a proper CRLF
+        if (src[i] === LF) {
+          i++; // that was a proper CRLF
+          continue;
+        }
       }
-      if (b === CR) {
+      if (this.atLineStart && stuff && src[i] === DOT) out[o++] = DOT;
+      if (nextLf !== -1 && nextLf < i) nextLf = src.indexOf(LF, i);
+      if (nextCr !== -1 && nextCr < i) nextCr = src.indexOf(CR, i);
+      const stop = nextLf === -1 ? nextCr : nextCr === -1 ? nextLf : Math.min(nextLf, nextCr);
+      const runEnd = stop === -1 ? n : stop;
+      if (runEnd > i) {
+        o += src.copy(out, o, i, runEnd);
+        this.atLineStart = false;
+      }
+      if (stop === -1) break;
+      if (src[stop] === CR) {
         this.pendingCR = true; // decide when we see the next byte (it may be in the next chunk)
-      } else if (b === LF) {
+      } else {
         out[o++] = CR;
         out[o++] = LF;
         this.atLineStart = true;
-      } else {
-        if (this.atLineStart && b === DOT && stuff) out[o++] = DOT;
-        out[o++] = b;
-        this.atLineStart = false;
       }
+      i = stop + 1;
     }
     this.total += o;
     return out.subarray(0, o);
