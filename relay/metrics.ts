@@ -11,6 +11,20 @@ export type RetryReason = 'too_many_recipients' | 'temporary_reply' | 'connectio
 
 /** Builds the relay's metrics on a registry of their own (one per relay, so tests can run several). */
 export function createRelayMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  const m = declareRelayMetrics(registry, opts);
+  // Every enum label value starts at 0, so rate()/increase() see the first event instead of
+  // a series that appears already at 1 (and so the dashboards show zeros, not "no data").
+  for (const c of ['too_many_recipients', 'mailbox'] as const) m.rcpt552.inc({ class: c }, 0);
+  for (const r of ['too_many_recipients', 'temporary_reply', 'connection', 'timeout', 'tls'] as const) m.retries.inc({ reason: r }, 0);
+  for (const o of ['delivered', 'deferred', 'bounced', 'expired'] as const) m.recipients.inc({ outcome: o }, 0);
+  for (const r of ['delivered', 'partial', 'deferred', 'failed'] as const) m.deliveryAttempts.inc({ result: r }, 0);
+  for (const r of ['accepted', 'rejected', 'tempfail'] as const) m.inboundMessages.inc({ result: r }, 0);
+  for (const t of ['bounce', 'delay'] as const) m.dsnSent.inc({ type: t }, 0);
+  m.partialDeliveries.inc(0);
+  return m;
+}
+
+function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolean }) {
   const registers = [registry];
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_' });
   return {
@@ -121,4 +135,4 @@ export function createRelayMetrics(registry: Registry = new Registry(), opts: { 
 }
 
 /** The relay's metric objects. */
-export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
+export type RelayMetrics = ReturnType<typeof declareRelayMetrics>;
