@@ -36,11 +36,15 @@ export interface SchedulerOptions {
   bodyFor?: (msg: QueuedMessage) => () => AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
 }
 
+/** How long a message whose processing threw is left alone before it is tried again. */
+export const ERROR_COOLDOWN_MS = 30_000;
+
 const silent: SchedulerLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Runs the delivery loop over a spool. */
 export class Scheduler {
   private inflight = new Map<string, Promise<void>>();
+  private cooldown = new Map<string, number>();
   private running = false;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
@@ -86,15 +90,29 @@ export class Scheduler {
 
   /** Delivers everything due now and waits for it (tests and `drain`). Returns how many messages ran. */
   async runOnce(): Promise<number> {
-    const ids = this.o.spool.due(this.clock(), this.o.concurrency, new Set(this.inflight.keys()));
+    const ids = this.o.spool.due(this.clock(), this.o.concurrency, this.busy());
     await Promise.all(ids.map((id) => this.track(id)));
     return ids.length;
   }
 
+  /** Ids in flight or cooling down after an unexpected error: not picked again yet. */
+  private busy(): Set<string> {
+    const now = this.clock();
+    const out = new Set(this.inflight.keys());
+    for (const [id, until] of this.cooldown) {
+      if (until <= now) this.cooldown.delete(id);
+      else out.add(id);
+    }
+    return out;
+  }
+
   private async loop(): Promise<void> {
     while (this.running) {
+      // Yield to timers and I/O every round: a wake-up chain made only of microtasks (work
+      // that settles without I/O) must never starve the rest of the relay.
+      await new Promise<void>((r) => setImmediate(r));
       const free = this.o.concurrency - this.inflight.size;
-      const ids = free > 0 ? this.o.spool.due(this.clock(), free, new Set(this.inflight.keys())) : [];
+      const ids = free > 0 ? this.o.spool.due(this.clock(), free, this.busy()) : [];
       for (const id of ids) void this.track(id);
       if (ids.length > 0 && this.inflight.size < this.o.concurrency) continue;
       const next = this.o.spool.nextDueAt();
@@ -111,7 +129,12 @@ export class Scheduler {
     const existing = this.inflight.get(id);
     if (existing) return existing;
     const p = this.process(id)
-      .catch((err: unknown) => this.log.error({ id, err: (err as Error).message }, 'delivery of message failed; it stays queued'))
+      .catch((err: unknown) => {
+        // The message stays queued, but an error that repeats (an unreadable record, a bug)
+        // must not turn into a hot loop: leave this message alone for a while.
+        this.cooldown.set(id, this.clock() + ERROR_COOLDOWN_MS);
+        this.log.error({ id, err: (err as Error).message, retryInMs: ERROR_COOLDOWN_MS }, 'delivery of message failed; it stays queued');
+      })
       .finally(() => {
         this.inflight.delete(id);
         this.kick();
