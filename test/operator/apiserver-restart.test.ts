@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  createMailRelay, createNamespace, metricValue, minimalSpec, patchMailRelaySpec, startTestCluster, startTestOperator,
-  type TestCluster, type TestOperator,
+  createMailRelay, metricValue, minimalSpec, patchMailRelaySpec, startOperatorEnv, stopOperatorEnv, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 describe('API server restart', () => {
@@ -15,17 +14,12 @@ describe('API server restart', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster, { leaderElection: { namespace: 'default', name: 'mailrelay-operator-leader', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200 } });
+    ({ cluster, op } = await startOperatorEnv(ns, { leaderElection: { namespace: 'default', name: 'mailrelay-operator-leader', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200 } }));
     await waitFor('leading', () => op.leading);
     await createMailRelay(cluster, ns, 'relay', minimalSpec());
     await waitFor('children', () => cluster.core.readNamespacedConfigMap({ name: 'relay-config', namespace: ns }));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('restarts the informers and reconciles changes made after the restart (and during it)', async () => {
     await cluster.server.stop();

@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  conditionOf, createMailRelay, createNamespace, eventsFor, getMailRelay, metricValue, minimalSpec, setStatefulSetStatus,
-  startTestCluster, startTestOperator, waitForCondition, type TestCluster, type TestOperator,
+  conditionOf, createMailRelay, eventsFor, getMailRelay, metricValue, minimalSpec, setStatefulSetStatus, startOperatorEnv, stopOperatorEnv, waitForCondition, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 describe('create a MailRelay', () => {
@@ -15,14 +14,9 @@ describe('create a MailRelay', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('creates every child with a controller ownerReference, and reports status', async () => {
     const mr = await createMailRelay(cluster, ns, 'relay', minimalSpec({ replicas: 2 }));

@@ -3,7 +3,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../kube/testutil.ts';
-import { createMailRelay, createNamespace, MERGE, minimalSpec, startTestCluster, startTestOperator, type TestCluster, type TestOperator } from './harness.ts';
+import {
+  createMailRelay, MERGE, minimalSpec, startOperatorEnv, stopOperatorEnv, type TestCluster, type TestOperator,
+} from './harness.ts';
 
 describe('deleted or edited child', () => {
   let cluster: TestCluster;
@@ -11,16 +13,11 @@ describe('deleted or edited child', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
     await createMailRelay(cluster, ns, 'relay', minimalSpec({ networkPolicy: { enabled: true } }));
     await waitFor('children', () => cluster.apps.readNamespacedStatefulSet({ name: 'relay', namespace: ns }));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   for (const [kind, del, read] of [
     ['ConfigMap', () => cluster.core.deleteNamespacedConfigMap({ name: 'relay-config', namespace: ns }), () => cluster.core.readNamespacedConfigMap({ name: 'relay-config', namespace: ns })],

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  configHashOf, createMailRelay, createNamespace, getMailRelay, minimalSpec, patchMailRelaySpec, startTestCluster, startTestOperator,
-  writesSince, type TestCluster, type TestOperator,
+  configHashOf, createMailRelay, getMailRelay, minimalSpec, patchMailRelaySpec, startOperatorEnv, stopOperatorEnv, writesSince, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 const tokenOf = (s: V1Secret) => Buffer.from(s.data?.token ?? '', 'base64').toString('utf8');
@@ -21,14 +20,9 @@ describe('the drain-token Secret', () => {
   const secretWrites = (from: number) => writesSince(cluster.server, from, 'mailrelay-operator/').filter((e) => e.resource === 'secrets');
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('is created with the MailRelay: Opaque, a 32-byte base64url token, owned by the MailRelay, standard labels', async () => {
     const mr = await createMailRelay(cluster, ns, 'relay', minimalSpec());

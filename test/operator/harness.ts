@@ -74,6 +74,20 @@ export async function startTestOperator(cluster: TestCluster, opts: Partial<Cont
   return Object.assign(controller, { metrics });
 }
 
+/** The usual scenario setup: a test cluster, namespace `ns`, and one operator watching it. */
+export async function startOperatorEnv(ns: string, opts: Partial<ControllerOptions> = {}): Promise<{ cluster: TestCluster; op: TestOperator }> {
+  const cluster = await startTestCluster();
+  createNamespace(cluster, ns);
+  const op = await startTestOperator(cluster, opts);
+  return { cluster, op };
+}
+
+/** Tears down what startOperatorEnv started: the operator first, then the cluster. */
+export async function stopOperatorEnv(cluster: TestCluster, op: TestOperator): Promise<void> {
+  await op.stop();
+  await cluster.close();
+}
+
 /** Creates a namespace (directly in the store). */
 export function createNamespace(cluster: TestCluster, name: string): void {
   cluster.server.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  conditionOf, createMailRelay, createNamespace, eventsFor, metricValue, minimalSpec, patchMailRelaySpec,
-  startTestCluster, startTestOperator, waitForCondition, writesSince, type TestCluster, type TestOperator,
+  conditionOf, createMailRelay, eventsFor, metricValue, minimalSpec, patchMailRelaySpec, startOperatorEnv, stopOperatorEnv, waitForCondition, writesSince, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 const reconcileCount = async (op: TestOperator) => metricValue(op.metrics.reconciles);
@@ -19,14 +18,9 @@ describe('invalid spec', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('a bad CIDR: Degraded=True naming the field, a Warning Event, the running relays untouched', async () => {
     await createMailRelay(cluster, ns, 'relay', minimalSpec());

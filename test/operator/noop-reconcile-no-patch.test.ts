@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { GROUP, PLURAL, VERSION } from '../../operator/api/mailrelay.ts';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  createMailRelay, createNamespace, MERGE, metricValue, minimalSpec, setStatefulSetStatus, startTestCluster, startTestOperator,
-  waitForCondition, writesSince, type TestCluster, type TestOperator,
+  createMailRelay, MERGE, metricValue, minimalSpec, setStatefulSetStatus, startOperatorEnv, stopOperatorEnv, waitForCondition, writesSince, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 describe('no-op reconcile', () => {
@@ -16,14 +15,9 @@ describe('no-op reconcile', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('issues no PATCH, no status write and no Event when nothing changed', async () => {
     await createMailRelay(cluster, ns, 'relay', minimalSpec({ networkPolicy: { enabled: true } }));

@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  conditionOf, configHashOf, createMailRelay, createNamespace, eventsFor, getMailRelay, MERGE, metricValue, minimalSpec,
-  startTestCluster, startTestOperator, waitForCondition, type TestCluster, type TestOperator,
+  conditionOf, configHashOf, createMailRelay, eventsFor, getMailRelay, MERGE, metricValue, minimalSpec, startOperatorEnv, stopOperatorEnv, waitForCondition, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 const USERS = 'app:$2b$10$/cxA/h56p3p6YJVw6CjvheDflgMtS/3GhGOwXq11WQ9FImT70IvPq\n';
@@ -17,14 +16,9 @@ describe('referenced Secrets', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('a missing Secret: Degraded=True SecretNotFound naming the field, and no children', async () => {
     await createMailRelay(cluster, ns, 'relay', minimalSpec({ auth: { usersSecretRef: { name: 'relay-users' }, requireTLS: false } }));

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { installPrometheusOperatorCrds } from '../kube/crds.ts';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  createMailRelay, createNamespace, eventsFor, MERGE, minimalSpec, patchMailRelaySpec, startTestCluster, startTestOperator,
-  waitForCondition, type TestCluster, type TestOperator,
+  createMailRelay, eventsFor, MERGE, minimalSpec, patchMailRelaySpec, startOperatorEnv, stopOperatorEnv, waitForCondition, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 describe('ServiceMonitor and PrometheusRule', () => {
@@ -18,14 +17,9 @@ describe('ServiceMonitor and PrometheusRule', () => {
   const monitoring = (plural: string, name: string) => cluster.server.get('monitoring.coreos.com', 'v1', plural, ns, name);
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('without the CRDs: no ServiceMonitor, and no error', async () => {
     await createMailRelay(cluster, ns, 'relay', minimalSpec({ monitoring: { prometheusRule: { enabled: true } } }));

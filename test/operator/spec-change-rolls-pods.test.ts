@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  configHashOf, createMailRelay, createNamespace, eventsFor, getMailRelay, minimalSpec, patchMailRelaySpec,
-  startTestCluster, startTestOperator, waitForCondition, type TestCluster, type TestOperator,
+  configHashOf, createMailRelay, eventsFor, getMailRelay, minimalSpec, patchMailRelaySpec, startOperatorEnv, stopOperatorEnv, waitForCondition, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 describe('spec change', () => {
@@ -15,14 +14,9 @@ describe('spec change', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   it('updates the ConfigMap and the pod template config hash, and observes the new generation', async () => {
     await createMailRelay(cluster, ns, 'relay', minimalSpec());

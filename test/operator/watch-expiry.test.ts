@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '../kube/testutil.ts';
 import {
-  createMailRelay, createNamespace, metricValue, minimalSpec, patchMailRelaySpec, startTestCluster, startTestOperator,
-  type TestCluster, type TestOperator,
+  createMailRelay, metricValue, minimalSpec, patchMailRelaySpec, startOperatorEnv, stopOperatorEnv, type TestCluster, type TestOperator,
 } from './harness.ts';
 
 describe('watch expiry', () => {
@@ -15,16 +14,11 @@ describe('watch expiry', () => {
   const ns = 'mail';
 
   before(async () => {
-    cluster = await startTestCluster();
-    createNamespace(cluster, ns);
-    op = await startTestOperator(cluster);
+    ({ cluster, op } = await startOperatorEnv(ns));
     await createMailRelay(cluster, ns, 'relay', minimalSpec());
     await waitFor('children', () => cluster.core.readNamespacedConfigMap({ name: 'relay-config', namespace: ns }));
   });
-  after(async () => {
-    await op.stop();
-    await cluster.close();
-  });
+  after(() => stopOperatorEnv(cluster, op));
 
   const configHas = (text: RegExp) => waitFor(`relay.yaml matching ${text}`, async () => {
     const cm = await cluster.core.readNamespacedConfigMap({ name: 'relay-config', namespace: ns });
