@@ -1,7 +1,9 @@
 // The relay's config schema: the ONE contract between the operator (which renders it
 // into a ConfigMap) and the relay (which validates it at start). Defined once, here.
-// Durations are in seconds, sizes in bytes. Secrets are never inline: the config names
-// files (mounted from Kubernetes Secrets), so a rendered ConfigMap holds no secret.
+// Every object is strict: an unknown key (a typo) is an error that names it, never a
+// silently applied default. Durations are in seconds, sizes in bytes. Secrets are never
+// inline: the config names files (mounted from Kubernetes Secrets), so a rendered
+// ConfigMap holds no secret.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
@@ -21,7 +23,7 @@ export type TlsPolicy = z.infer<typeof TlsPolicySchema>;
 export const OverQuotaPolicySchema = z.enum(['bounce', 'retry']);
 
 /** RFC 5321 §4.5.3.2 client timeouts, in seconds (defaults are the RFC's minimums). */
-export const TimeoutsSchema = z.object({
+export const TimeoutsSchema = z.strictObject({
   connect: seconds(30).describe('TCP connect timeout'),
   greeting: seconds(300).describe('initial 220 greeting (§4.5.3.2.1: 5 minutes)'),
   command: seconds(300).describe('EHLO/MAIL/RCPT/RSET replies (§4.5.3.2.2-3: 5 minutes)'),
@@ -32,19 +34,19 @@ export const TimeoutsSchema = z.object({
 });
 
 /** Per-destination overrides (keyed by recipient domain, or "*" for all). */
-export const DestinationSchema = z.object({
+export const DestinationSchema = z.strictObject({
   maxRecipientsPerTransaction: z.number().int().min(1).max(10000).optional().describe('split recipients into transactions of at most this many'),
   concurrency: z.number().int().min(1).max(1000).optional().describe('simultaneous connections to this destination'),
 });
 
 /** Outbound delivery: routing, pipelining, limits, retries. */
-export const DeliverySchema = z.object({
+export const DeliverySchema = z.strictObject({
   mode: z.enum(['smarthost', 'mx']).default('mx').describe('send everything to one smarthost, or to each domain\'s MX hosts'),
-  smarthost: z.object({
+  smarthost: z.strictObject({
     host: z.string().min(1).describe('smarthost hostname or address'),
     port: port.default(587).describe('smarthost port'),
     tls: TlsPolicySchema.default('required').describe('TLS policy towards the smarthost'),
-    auth: z.object({
+    auth: z.strictObject({
       username: z.string().min(1).optional().describe('SMTP AUTH user (or usernameFile)'),
       usernameFile: z.string().min(1).optional().describe('file holding the user name (mounted from the same Secret as the password)'),
       passwordFile: z.string().min(1).describe('file holding the password (mounted from a Secret)'),
@@ -64,13 +66,13 @@ export const DeliverySchema = z.object({
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('transactions on one connection before it is closed'),
   destinations: z.record(z.string(), DestinationSchema).default({}).describe('per-destination overrides, keyed by domain'),
   timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
-  retry: z.object({
+  retry: z.strictObject({
     schedule: z.array(z.number().positive()).min(1).default([60, 300, 900, 1800, 3600, 7200, 14400]).describe('delays between attempts in seconds; the last repeats'),
     jitter: z.number().min(0).max(1).default(0.2).describe('random fraction added to or taken from each delay, so retries do not stampede'),
     maxAge: seconds(5 * 24 * 3600).describe('after this long a deferred recipient bounces with 4.4.7'),
   }).default({ schedule: [60, 300, 900, 1800, 3600, 7200, 14400], jitter: 0.2, maxAge: 5 * 24 * 3600 }),
   overQuotaPolicy: OverQuotaPolicySchema.default('bounce').describe('5.2.2 over quota: bounce at once or retry as a persistent transient failure'),
-  dkim: z.object({
+  dkim: z.strictObject({
     domain: z.string().min(1).describe('d= domain of the signature'),
     selector: z.string().min(1).describe('s= selector; the public key is published at <selector>._domainkey.<domain>'),
     keyFile: z.string().min(1).describe('PEM private key (RSA 2048+ or Ed25519) mounted from a Secret'),
@@ -85,7 +87,7 @@ export const SpfPolicySchema = z.enum(['reject', 'tag', 'record']);
 export type SpfPolicy = z.infer<typeof SpfPolicySchema>;
 
 /** SPF (RFC 7208) sender verification of inbound MAIL FROM and HELO identities. */
-export const SpfSchema = z.object({
+export const SpfSchema = z.strictObject({
   enabled: z.boolean().default(false).describe('check the SPF record of the MAIL FROM (and HELO) domain of each transaction'),
   policy: SpfPolicySchema.default('reject').describe('reject: 550 5.7.23 on "fail", 451 4.7.24 on "temperror", Authentication-Results header on the rest; tag: header on every result, 451 4.7.24 on "temperror"; record: metric and log only (RFC 7372 codes)'),
   skipTrusted: z.boolean().default(true).describe('clients in relayNetworks and authenticated clients are not checked'),
@@ -100,12 +102,12 @@ export const SpfSchema = z.object({
 });
 
 /** Inbound SMTP listener, relay policy and limits. */
-export const InboundSchema = z.object({
+export const InboundSchema = z.strictObject({
   host: z.string().default('0.0.0.0').describe('address the SMTP listener binds'),
   port: port.default(2525).describe('SMTP listener port'),
   implicitTls: z.boolean().default(false).describe('TLS from the first byte (RFC 8314) instead of STARTTLS'),
   hostname: z.string().optional().describe('name in the greeting and Received headers; defaults to the OS hostname'),
-  tls: z.object({
+  tls: z.strictObject({
     certFile: z.string().min(1).describe('PEM certificate chain (tls.crt of a cert-manager Secret)'),
     keyFile: z.string().min(1).describe('PEM private key (tls.key)'),
   }).optional().describe('enables STARTTLS (or implicit TLS) with this certificate'),
@@ -128,27 +130,27 @@ export const InboundSchema = z.object({
 });
 
 /** The full relay configuration. */
-export const RelayConfigSchema = z.object({
+export const RelayConfigSchema = z.strictObject({
   inbound: InboundSchema.default(InboundSchema.parse({})),
-  spool: z.object({
+  spool: z.strictObject({
     dir: z.string().min(1).default('/var/spool/mailrelay').describe('spool directory (a PersistentVolume in Kubernetes)'),
     fsync: z.boolean().default(true).describe('fsync before replying 250; only turn off for tests'),
   }).default({ dir: '/var/spool/mailrelay', fsync: true }),
   delivery: DeliverySchema.default(DeliverySchema.parse({})),
-  dsn: z.object({
+  dsn: z.strictObject({
     from: z.string().default('MAILER-DAEMON').describe('local part (or full address) bounces are sent from, with a null reverse-path'),
     delayNotice: z.boolean().default(false).describe('send a delay DSN once a recipient has been deferred for delayAfter seconds'),
     delayAfter: seconds(4 * 3600).describe('deferral age that triggers the delay DSN'),
   }).default({ from: 'MAILER-DAEMON', delayNotice: false, delayAfter: 4 * 3600 }),
-  http: z.object({
+  http: z.strictObject({
     host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz and /drain'),
     port: port.default(9090).describe('HTTP port for metrics and health'),
     drainTokenFile: z.string().min(1).optional().describe('file with a bearer token that POST/DELETE /drain from other hosts must present; without it only loopback (the preStop hook) may drain'),
   }).default({ host: '0.0.0.0', port: 9090 }),
-  drain: z.object({
+  drain: z.strictObject({
     timeout: seconds(60).describe('on SIGTERM, how long to keep delivering before exit'),
   }).default({ timeout: 60 }),
-  log: z.object({
+  log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('pino log level; logs are JSON lines on stdout'),
   }).default({ level: 'info' }),
 });
@@ -170,7 +172,12 @@ export class ConfigError extends Error {
 export function parseRelayConfig(input: unknown): RelayConfig {
   const r = RelayConfigSchema.safeParse(input ?? {});
   if (r.success) return r.data;
-  throw new ConfigError(r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  throw new ConfigError(r.error.issues.flatMap((i) => {
+    const path = i.path.map(String).join('.');
+    // One issue per unknown key, so each typo is named on its own line with where it sits.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path, message: `unknown key "${k}"${path ? ` in ${path}` : ''}` }));
+    return [{ path, message: i.message }];
+  }));
 }
 
 /** Reads a YAML or JSON config file and validates it. */

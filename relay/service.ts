@@ -2,7 +2,7 @@
 // metrics/health over HTTP and a graceful drain. This is the only place they are wired.
 import { readFileSync } from 'node:fs';
 import { constants, existsSync } from 'node:fs';
-import { access, writeFile, unlink, mkdir } from 'node:fs/promises';
+import { access, writeFile, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
@@ -11,6 +11,7 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { DeliveryEngine, engineOptionsFromConfig } from './outbound/engine.ts';
 import type { MxResolver } from './outbound/mx.ts';
 import { Spool } from './spool/index.ts';
+import { mkdirp } from './spool/disk.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { dkimBodyFor, loadDkimSigner } from './dkim/index.ts';
 import { startInbound, type InboundServer, type StartInboundOptions } from './inbound/server.ts';
@@ -48,11 +49,16 @@ export interface RelayHandle {
 /** Creates the spool directory, or fails with a message that names the directory and the cause. */
 async function prepareSpoolDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdirp(dir);
     await access(dir, constants.W_OK);
   } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // A parent that exists but takes no new entries (e.g. /proc) answers ENOENT: name it.
+    if (e.code === 'ENOENT' && e.path !== undefined) {
+      throw new Error(`spool directory ${dir} is not writable (cannot create ${e.path}: ENOENT)`);
+    }
     // mkdir -p on a read-only mount reports ENOENT; ask the parent for the real reason.
-    let cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    let cause = e.code ?? e.message;
     try {
       await access(dirname(dir), constants.W_OK);
     } catch (perr) {
