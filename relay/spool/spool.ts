@@ -25,8 +25,8 @@ import {
   RECORD_PREFIX_SIZE, decodeRecordHead, decodeRecordPrefix, encodeRecord, scanSegment, validateEnvelope, validateUpdate,
 } from './record.ts';
 import type { Envelope, ExternalBody, QueuedMessage, RecipientUpdate, RecordHead, RecordPrefix, SpoolRecipient } from './record.ts';
-import { applyUpdates, restore, snapshotOf, summarize, summarizeSnapshot } from './state.ts';
-import type { MessageSummary } from './state.ts';
+import { applyUpdates, restore, snapshotOf, summarize, summarizeSnapshot, withHold } from './state.ts';
+import type { MessageKind, MessageSummary } from './state.ts';
 
 /** The subset of a pino logger the spool uses. */
 export interface SpoolLogger {
@@ -90,6 +90,7 @@ export interface RecoveryReport {
 type QueueItem =
   | { op: 'update'; updates: RecipientUpdate[]; resolve: (r: UpdateResult) => void; reject: (e: unknown) => void }
   | { op: 'remove'; resolve: (r: UpdateResult) => void; reject: (e: unknown) => void }
+  | { op: 'hold'; heldAt: number | undefined; resolve: (r: UpdateResult) => void; reject: (e: unknown) => void }
   | { op: 'relocate'; seq: number; resolve: (r: UpdateResult) => void; reject: (e: unknown) => void };
 
 /** A message's record head plus its current recipients, as read from the log. */
@@ -97,6 +98,18 @@ interface Current {
   prefix: RecordPrefix;
   head: Extract<RecordHead, { type: 'message' }>;
   recipients: SpoolRecipient[];
+  /** When an administrator held the message; undefined when it is not held. */
+  heldAt?: number;
+}
+
+/** One message as list() reports it: what the index knows, no disk read. */
+export interface SpoolListEntry {
+  id: string;
+  /** Arrival, ms since the epoch. */
+  receivedAt: number;
+  state: Exclude<MessageKind, 'done'>;
+  /** When the message next has work, ms since the epoch (Infinity while held). */
+  dueAt: number;
 }
 
 const TMP_SUFFIX = '.tmp';
@@ -256,6 +269,26 @@ export class Spool {
   /** Removes a message whatever its recipients' states (an operator's purge), durably. */
   remove(id: string): Promise<UpdateResult> {
     return this.enqueue(id, 'remove', (resolve, reject) => ({ op: 'remove', resolve, reject }));
+  }
+
+  /**
+   * Holds a message (an administrator's `queue hold`): it stays spooled, is never due, and
+   * survives restarts held (the flag is in every later record of the message), until release().
+   */
+  hold(id: string, at: number): Promise<UpdateResult> {
+    return this.enqueue(id, 'hold', (resolve, reject) => ({ op: 'hold', heldAt: at, resolve, reject }));
+  }
+
+  /** Ends a hold: the message is due again by its recipients' own schedule. */
+  release(id: string): Promise<UpdateResult> {
+    return this.enqueue(id, 'release', (resolve, reject) => ({ op: 'hold', heldAt: undefined, resolve, reject }));
+  }
+
+  /** Every message the index holds, oldest arrival first (ties by id). */
+  list(): SpoolListEntry[] {
+    const out: SpoolListEntry[] = [];
+    for (const e of this.index.entries()) out.push({ id: e.id, receivedAt: e.receivedAt, state: e.kind, dueAt: e.dueAt });
+    return out.sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Reads a message's envelope and every recipient's current state. */
@@ -421,12 +454,15 @@ export class Spool {
     }
     const cur = await this.readCurrent(entry, 'update');
     let recipients = cur.recipients;
+    let heldAt = cur.heldAt;
     const accepted: QueueItem[] = [];
     let removeAll = false;
     let relocate = false;
     for (const item of batch) {
       if (item.op === 'remove') {
         removeAll = true;
+      } else if (item.op === 'hold') {
+        heldAt = item.heldAt;
       } else if (item.op === 'relocate') {
         // Only if the message still lives in the segment being emptied.
         if (locSeq(entry.msgLoc) === item.seq || (entry.stateLoc >= 0 && locSeq(entry.stateLoc) === item.seq)) relocate = true;
@@ -441,19 +477,20 @@ export class Spool {
       accepted.push(item);
     }
     if (accepted.length === 0) return;
-    const summary = summarize(recipients, entry.receivedAt);
+    const summary = withHold(summarize(recipients, entry.receivedAt), heldAt);
     const completed = removeAll || summary.kind === 'done';
-    const changed = completed || accepted.some((i) => i.op === 'update' && i.updates.length > 0);
+    const changed = completed || heldAt !== cur.heldAt || accepted.some((i) => i.op === 'update' && i.updates.length > 0);
+    const held = heldAt === undefined ? {} : { held: heldAt };
     let rec: Buffer | undefined;
     if (completed) {
       rec = encodeRecord({ type: 'done', id });
     } else if (relocate) {
       // A fresh message record carrying the current states supersedes both old records.
       const body = cur.head.external === undefined ? await this.readInlineBody(entry.msgLoc, cur.prefix) : undefined;
-      rec = encodeRecord({ type: 'message', id, envelope: cur.head.envelope, snapshot: snapshotOf(recipients), ...(cur.head.external ? { external: cur.head.external } : {}) },
+      rec = encodeRecord({ type: 'message', id, envelope: cur.head.envelope, snapshot: snapshotOf(recipients), ...(cur.head.external ? { external: cur.head.external } : {}), ...held },
         body, cur.prefix.bodyCrc);
     } else if (changed) {
-      rec = encodeRecord({ type: 'state', id, snapshot: snapshotOf(recipients) });
+      rec = encodeRecord({ type: 'state', id, snapshot: snapshotOf(recipients), ...held });
     }
     if (rec !== undefined) {
       let loc: number;
@@ -480,15 +517,15 @@ export class Spool {
         entry.msgLoc = loc;
         entry.stateLoc = -1;
         this.index.set(id, entry.receivedAt, summary.kind, summary.dueAt);
-        this.cachePut(id, { ...decodeRecordHead(rec) as Pick<Current, 'prefix' | 'head'>, recipients });
+        this.cachePut(id, { ...decodeRecordHead(rec) as Pick<Current, 'prefix' | 'head'>, recipients, ...(heldAt === undefined ? {} : { heldAt }) });
       } else {
         this.log.unref(entry.stateLoc);
         entry.stateLoc = loc;
         this.index.set(id, entry.receivedAt, summary.kind, summary.dueAt);
-        this.cachePut(id, { ...cur, recipients });
+        this.cachePut(id, withHeld({ ...cur, recipients }, heldAt));
       }
     }
-    const result: UpdateResult = { message: toQueued({ ...cur, recipients }), completed };
+    const result: UpdateResult = { message: toQueued(withHeld({ ...cur, recipients }, heldAt)), completed };
     for (const item of accepted) item.resolve(result);
     if (rec !== undefined) this.maybeCompact();
   }
@@ -509,12 +546,14 @@ export class Spool {
       stateSeg = stateLoc >= 0 ? this.log.acquire(stateLoc) : undefined;
       const { prefix, head } = await this.readHeadPinned(msgSeg, msgLoc, entry.id);
       let snapshot = head.snapshot;
+      let heldAt = head.held;
       if (stateSeg !== undefined) {
         const st = await this.readRecordPinned(stateSeg, stateLoc);
         if (st.head.type !== 'state' || st.head.id !== entry.id) throw new CorruptRecordError(`state record at ${stateLoc} is not ${entry.id}'s`);
         snapshot = st.head.snapshot;
+        heldAt = st.head.held;
       }
-      const cur: Current = { prefix, head, recipients: restore(head.envelope.recipients, snapshot) };
+      const cur: Current = withHeld({ prefix, head, recipients: restore(head.envelope.recipients, snapshot) }, heldAt);
       // Only if nothing changed while we read: an update or relocation that finished meanwhile
       // has cached something newer, or moved the records.
       if (this.index.get(entry.id) === entry && entry.msgLoc === msgLoc && entry.stateLoc === stateLoc && !this.cache.has(entry.id)) {
@@ -670,7 +709,7 @@ export class Spool {
     }
     seqs.sort((a, b) => a - b);
 
-    interface Live { msgLoc: number; stateLoc: number; receivedAt: number; count: number; summary: MessageSummary; external: boolean }
+    interface Live { msgLoc: number; stateLoc: number; receivedAt: number; count: number; summary: MessageSummary; external: boolean; heldAt: number | undefined }
     const live = new Map<string, Live>();
     let changedLogDir = false;
     for (const seq of seqs) {
@@ -687,12 +726,13 @@ export class Spool {
           const h = r.head;
           if (h.type === 'message') {
             const count = h.envelope.recipients.length;
-            live.set(h.id, { msgLoc: loc, stateLoc: -1, receivedAt: h.envelope.receivedAt, count, summary: summarizeSnapshot(count, h.snapshot, h.envelope.receivedAt), external: h.external !== undefined });
+            live.set(h.id, { msgLoc: loc, stateLoc: -1, receivedAt: h.envelope.receivedAt, count, summary: summarizeSnapshot(count, h.snapshot, h.envelope.receivedAt), external: h.external !== undefined, heldAt: h.held });
           } else if (h.type === 'state') {
             const x = live.get(h.id);
             if (x !== undefined) {
               x.stateLoc = loc;
               x.summary = summarizeSnapshot(x.count, h.snapshot, x.receivedAt);
+              x.heldAt = h.held;
             }
           } else {
             live.delete(h.id);
@@ -723,7 +763,8 @@ export class Spool {
       this.log.adopt(seq, fd, scan.validEnd, records);
     }
     for (const [id, x] of live) {
-      const entry = this.index.set(id, x.receivedAt, x.summary.kind, x.summary.dueAt);
+      const summary = withHold(x.summary, x.heldAt);
+      const entry = this.index.set(id, x.receivedAt, summary.kind, summary.dueAt);
       if (entry === undefined) continue; // every recipient final: nothing left to do
       entry.msgLoc = x.msgLoc;
       this.log.ref(x.msgLoc);
@@ -756,5 +797,11 @@ export class Spool {
 // A fresh copy: what callers get must not alias the cache.
 function toQueued(cur: Current): QueuedMessage {
   const size = cur.head.external?.len ?? cur.prefix.bodyLength;
-  return structuredClone({ ...cur.head.envelope, id: cur.head.id, size, recipients: cur.recipients });
+  return structuredClone({ ...cur.head.envelope, id: cur.head.id, size, recipients: cur.recipients, ...(cur.heldAt === undefined ? {} : { heldAt: cur.heldAt }) });
+}
+
+// cur with heldAt set, or without the key when not held (so copies deep-equal a fresh read).
+function withHeld(cur: Current, heldAt: number | undefined): Current {
+  const { heldAt: _old, ...rest } = cur;
+  return heldAt === undefined ? rest : { ...rest, heldAt };
 }
