@@ -143,10 +143,11 @@ export const RelayConfigSchema = z.strictObject({
     delayAfter: seconds(4 * 3600).describe('deferral age that triggers the delay DSN'),
   }).default({ from: 'MAILER-DAEMON', delayNotice: false, delayAfter: 4 * 3600 }),
   http: z.strictObject({
-    host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz and /drain'),
-    port: port.default(9090).describe('HTTP port for metrics and health'),
-    drainTokenFile: z.string().min(1).optional().describe('file with a bearer token that POST/DELETE /drain from other hosts must present; without it only loopback (the preStop hook) may drain'),
-  }).default({ host: '0.0.0.0', port: 9090 }),
+    host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz, /drain and the queue API (/api/v1/queue)'),
+    port: port.default(9090).describe('HTTP port for metrics, health, drain and the queue API'),
+    drainTokenFile: z.string().min(1).optional().describe('file with the bearer token that /drain and the queue API require from callers that are not trusted loopback; without it only loopback may use them'),
+    trustLoopback: z.boolean().default(true).describe('loopback callers (the preStop hook, kubectl exec, port-forward) need no token; turn off when other containers share the pod\'s network namespace'),
+  }).default({ host: '0.0.0.0', port: 9090, trustLoopback: true }),
   drain: z.strictObject({
     timeout: seconds(60).describe('on SIGTERM, how long to keep delivering before exit'),
   }).default({ timeout: 60 }),

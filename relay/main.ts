@@ -1,40 +1,94 @@
 // The `mailrelay` command: one binary for the relay, the operator and their tools.
-//   mailrelay relay --config FILE [--smtp-port N] [--http-port N] [--spool DIR]
-//   mailrelay drain [--url http://127.0.0.1:9090] [--timeout SECONDS]
-//   mailrelay operator            (see operator/main.ts)
-//   mailrelay render -f mailrelay.yaml
-//   mailrelay config-schema       (the relay config as JSON Schema)
+// Conventions every subcommand follows: -h/--help prints its usage on stdout (exit 0);
+// a usage mistake prints a line naming the flag at fault, then the usage, on stderr (exit 2);
+// any other failure is one line on stderr (exit 1).
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { ConfigError, loadRelayConfig, parseRelayConfig, relayConfigJsonSchema } from './config.ts';
 import { startRelay } from './service.ts';
+import { UsageError, parseFlags, portFlag, secondsFlag } from './cli/args.ts';
+import { endpointFrom, relayRequest, RelayRequestError } from './cli/client.ts';
+import { QUEUE_USAGE, queueCommand } from './queue/cli.ts';
+import { mailrelayVersion } from './version.ts';
 
-const USAGE = `usage: mailrelay <relay|drain|operator|render|config-schema> [options]
-  relay --config FILE [--smtp-port N] [--http-port N] [--spool DIR]   run a relay
-  drain [--url URL] [--timeout SECONDS]                                drain a running relay (preStop hook)
-  operator                                                             run the Kubernetes operator
-  render -f FILE                                                       print the manifests the operator would create
-  config-schema                                                        print the relay config JSON Schema`;
+/** Usage of `mailrelay`. */
+export const USAGE = `usage: mailrelay <command> [options]
+
+commands:
+  relay --config FILE      run a relay
+  drain                    drain a running relay (the preStop hook)
+  queue <list|show|retry|hold|release|delete>
+                           inspect and change a running relay's queue
+  operator                 run the Kubernetes operator
+  render -f FILE           print the manifests the operator would create
+  config-schema            print the relay config as JSON Schema
+  version                  print the version (also --version, -V)
+
+'mailrelay <command> --help' describes each command.
+`;
+
+const RELAY_USAGE = `usage: mailrelay relay --config FILE [options]
+
+Runs a relay: SMTP in, durable spool, delivery out; metrics, health, drain and the queue
+API over HTTP. SIGTERM or SIGINT drains it (refuse new mail, deliver what is due) and exits.
+
+options:
+  -c, --config FILE      the relay config (YAML or JSON; every key in docs/config.md)
+      --smtp-port N      override inbound.port
+      --http-port N      override http.port
+      --spool DIR        override spool.dir
+  -h, --help             this text
+`;
+
+const DRAIN_USAGE = `usage: mailrelay drain [options]
+
+Asks a running relay to drain (421 to new mail, deliver what is due, then stop) and waits
+until it has stopped serving. The relay pods' preStop hook runs it.
+
+options:
+      --url URL          the relay's HTTP address (default http://127.0.0.1:9090)
+      --timeout SECONDS  how long to wait for the relay to stop (default 120)
+      --token-file FILE  the drain token, for a relay that is not on loopback
+  -h, --help             this text
+`;
+
+const CONFIG_SCHEMA_USAGE = `usage: mailrelay config-schema
+
+Prints the relay config's JSON Schema (every key, type and default; unknown keys are errors).
+`;
+
+const VERSION_USAGE = `usage: mailrelay version
+
+Prints the mailrelay version.
+`;
 
 /** Runs the relay until SIGTERM/SIGINT, which start a graceful drain. */
 async function relayCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string', short: 'c' }, 'smtp-port': { type: 'string' }, 'http-port': { type: 'string' }, spool: { type: 'string' } },
-  });
-  if (!values.config) throw new ConfigError([{ path: '--config', message: 'a config file is required' }]);
-  const base = await loadRelayConfig(values.config);
+  const p = parseFlags(argv, { config: { type: 'string', short: 'c' }, 'smtp-port': { type: 'string' }, 'http-port': { type: 'string' }, spool: { type: 'string' } });
+  if (p.help) return (process.stdout.write(RELAY_USAGE), 0);
+  const v = p.values;
+  if (!v.config) throw new UsageError('--config: a config file is required');
+  const smtpPort = portFlag('smtp-port', v['smtp-port']);
+  const httpPort = portFlag('http-port', v['http-port']);
+  const base = await loadRelayConfig(String(v.config));
   const config = parseRelayConfig({
     ...base,
-    inbound: { ...base.inbound, ...(values['smtp-port'] ? { port: Number(values['smtp-port']) } : {}) },
-    http: { ...base.http, ...(values['http-port'] ? { port: Number(values['http-port']) } : {}) },
-    spool: { ...base.spool, ...(values.spool ? { dir: values.spool } : {}) },
+    inbound: { ...base.inbound, ...(smtpPort !== undefined ? { port: smtpPort } : {}) },
+    http: { ...base.http, ...(httpPort !== undefined ? { port: httpPort } : {}) },
+    spool: { ...base.spool, ...(v.spool ? { dir: String(v.spool) } : {}) },
   });
-  const relay = await startRelay(config);
+  const log = pino({ level: config.log.level });
+  const relay = await startRelay(config, { log });
+  const main = log.child({ component: 'relay' });
   const stop = (signal: string) => {
-    process.stderr.write(`mailrelay: ${signal}: draining (up to ${config.drain.timeout}s)\n`);
-    relay.drain().then(() => process.exit(0), (err: Error) => {
-      process.stderr.write(`mailrelay: drain failed: ${err.message}\n`);
+    main.info({ signal, timeoutSeconds: config.drain.timeout }, `${signal}: draining (up to ${config.drain.timeout}s)`);
+    relay.drain().then(() => {
+      main.info({ signal }, 'stopped');
+      log.flush();
+      process.exit(0);
+    }, (err: Error) => {
+      main.error({ signal, err: err.message }, 'drain failed');
+      log.flush();
       process.exit(1);
     });
   };
@@ -45,33 +99,55 @@ async function relayCommand(argv: string[]): Promise<number> {
 
 /** Asks a running relay to drain and waits until it has stopped serving (or the timeout). */
 async function drainCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: 'string' }, timeout: { type: 'string' } } });
-  const url = values.url ?? 'http://127.0.0.1:9090';
-  const deadline = Date.now() + Number(values.timeout ?? 120) * 1000;
-  const res = await fetch(`${url}/drain`, { method: 'POST' });
+  const p = parseFlags(argv, { url: { type: 'string' }, timeout: { type: 'string' }, 'token-file': { type: 'string' } });
+  if (p.help) return (process.stdout.write(DRAIN_USAGE), 0);
+  const timeout = secondsFlag('timeout', p.values.timeout, 120);
+  const ep = endpointFrom(p.values.url ?? 'http://127.0.0.1:9090', p.values['token-file'], {});
+  const deadline = Date.now() + timeout * 1000;
+  const res = await relayRequest(ep, 'POST', '/drain', undefined, timeout * 1000);
   if (res.status !== 202) {
-    process.stderr.write(`mailrelay drain: ${url}/drain answered ${res.status}\n`);
+    process.stderr.write(`mailrelay drain: POST ${ep.url}/drain answered ${res.status}: ${String(res.body).trim()}\n`);
     return 1;
   }
+  // Bounded by the deadline.
   while (Date.now() < deadline) {
     try {
-      await fetch(`${url}/healthz`);
+      await fetch(`${ep.url}/healthz`, { signal: AbortSignal.timeout(5000) });
     } catch {
       return 0; // the relay stopped serving: drained
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  process.stderr.write('mailrelay drain: timed out waiting for the relay to stop\n');
+  process.stderr.write(`mailrelay drain: ${ep.url} still serving after ${timeout}s\n`);
   return 1;
+}
+
+function printUsageError(label: string, err: UsageError, usage: string | undefined): number {
+  process.stderr.write(`mailrelay ${label}: ${err.message}\n${usage === undefined ? '' : `\n${usage}`}`);
+  return 2;
 }
 
 /** Entry point: dispatches the subcommand; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const usageOf: Record<string, string | undefined> = {
+    relay: RELAY_USAGE, drain: DRAIN_USAGE, queue: QUEUE_USAGE[''], 'config-schema': CONFIG_SCHEMA_USAGE, version: VERSION_USAGE,
+  };
   try {
     switch (cmd) {
+      case undefined:
+        process.stderr.write(USAGE);
+        return 2;
+      case '-h': case '--help': case 'help':
+        process.stdout.write(USAGE);
+        return 0;
+      case '-V': case '--version': case 'version':
+        if (cmd === 'version' && (rest.includes('-h') || rest.includes('--help'))) return (process.stdout.write(VERSION_USAGE), 0);
+        process.stdout.write(`mailrelay ${mailrelayVersion()}\n`);
+        return 0;
       case 'relay': return await relayCommand(rest);
       case 'drain': return await drainCommand(rest);
+      case 'queue': return await queueCommand(rest);
       case 'operator': {
         const { operatorCommand } = await import('../operator/main.ts');
         return await operatorCommand(rest);
@@ -87,16 +163,32 @@ export async function main(argv: string[]): Promise<number> {
           return err.exitCode;
         }
       }
-      case 'config-schema':
+      case 'config-schema': {
+        const p = parseFlags(rest, {});
+        if (p.help) return (process.stdout.write(CONFIG_SCHEMA_USAGE), 0);
         process.stdout.write(`${JSON.stringify(relayConfigJsonSchema(), null, 2)}\n`);
         return 0;
+      }
       default:
-        process.stderr.write(`${USAGE}\n`);
-        return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2;
+        process.stderr.write(`mailrelay: unknown command ${cmd}\n\n${USAGE}`);
+        return 2;
     }
   } catch (err) {
+    if (err instanceof UsageError) {
+      // `queue show` errors are about `queue show`: name it, and print its usage.
+      const sub = cmd === 'queue' && rest[0] !== undefined && QUEUE_USAGE[rest[0]] !== undefined && rest[0] !== '' ? rest[0] : undefined;
+      return printUsageError(sub ? `queue ${sub}` : cmd ?? '', err, sub ? QUEUE_USAGE[sub] : usageOf[cmd ?? '']);
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mailrelay ${cmd}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof RelayRequestError) {
+      process.stderr.write(`mailrelay ${cmd}: ${err.message}\n`);
+      return 1;
+    }
     process.stderr.write(`mailrelay ${cmd}: ${(err as Error).message}\n`);
-    return err instanceof ConfigError ? 2 : 1;
+    return 1;
   }
 }
 

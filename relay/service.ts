@@ -17,9 +17,13 @@ import { dkimBodyFor, loadDkimSigner } from './dkim/index.ts';
 import { startInbound, type InboundServer, type StartInboundOptions } from './inbound/server.ts';
 import { startHttp } from './http.ts';
 import { createSpfVerifier } from './spf/index.ts';
+import { QueueAdmin } from './queue/admin.ts';
+import { listenNamed } from './net/listen.ts';
+import { mailrelayVersion } from './version.ts';
 
 /** Hooks tests use to run a relay deterministically. */
 export interface RelayRuntimeOptions {
+  /** The root logger; each part logs through a child of it with its own `component`. */
   log?: pino.Logger;
   resolver?: MxResolver;
   clock?: () => number;
@@ -38,6 +42,8 @@ export interface RelayHandle {
   spool: Spool;
   scheduler: Scheduler;
   engine: DeliveryEngine;
+  /** The queue operations behind the queue API. */
+  queue: QueueAdmin;
   /** The current inbound listener (sessions, SPF cache and checks in flight). */
   readonly inbound: InboundServer;
   /** Starts the drain: 421 to new sessions, deliver what is due, then stop. Resolves when stopped. */
@@ -71,7 +77,10 @@ async function prepareSpoolDir(dir: string): Promise<void> {
 
 /** Starts a relay from a validated config. */
 export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = {}): Promise<RelayHandle> {
-  const log = rt.log ?? pino({ level: config.log.level, base: { component: 'relay' } });
+  // One `component` per line: the root has none, each part adds its own (a child's bindings
+  // are appended, so a component on the root too would put the key twice in every line).
+  const root = rt.log ?? pino({ level: config.log.level });
+  const log = root.child({ component: 'relay' });
   const hostname = config.inbound.hostname ?? os.hostname();
   // DKIM (RFC 6376): signed once per message before its first attempt; a bad key fails here, at start,
   // before anything is opened.
@@ -79,19 +88,25 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   if (dkim) log.info({ domain: dkim.domain, selector: dkim.selector, algorithm: dkim.algorithm, dnsRecord: dkim.dnsRecord }, 'DKIM signing on');
   const metrics = createRelayMetrics();
   await prepareSpoolDir(config.spool.dir);
-  const spool = await Spool.open(config.spool.dir, { fsync: config.spool.fsync, log, clock: rt.clock });
+  const spool = await Spool.open(config.spool.dir, { fsync: config.spool.fsync, log: root.child({ component: 'spool' }), clock: rt.clock });
+  // Whatever started is stopped again if a later step fails (a port in use, say).
+  const started: Array<() => Promise<void>> = [() => spool.close()];
+  const undoStart = async (err: unknown): Promise<never> => {
+    for (const stop of started.reverse()) await stop().catch(() => undefined);
+    throw err;
+  };
   const auth = config.delivery.smarthost?.auth;
   const readSecret = (file: string) => readFileSync(file, 'utf8').replace(/\r?\n$/, '');
   const smarthostCredentials = auth
     ? { username: auth.username ?? readSecret(auth.usernameFile!), password: readSecret(auth.passwordFile) }
     : undefined;
   const engine = new DeliveryEngine({
-    ...engineOptionsFromConfig(config.delivery, { heloName: hostname, smarthostCredentials, metrics, log, resolver: rt.resolver }),
+    ...engineOptionsFromConfig(config.delivery, { heloName: hostname, smarthostCredentials, metrics, log: root.child({ component: 'outbound' }), resolver: rt.resolver }),
     random: rt.random,
   });
   const scheduler = new Scheduler({
     bodyFor: dkim ? dkimBodyFor(dkim, (id) => spool.openBody(id), { onUnsigned: (id, reason) => log.warn({ id, reason }, 'sent without DKIM') }) : undefined,
-    spool, engine, hostname, metrics, log, clock: rt.clock, random: rt.random,
+    spool, engine, hostname, metrics, log: root.child({ component: 'delivery' }), clock: rt.clock, random: rt.random,
     retry: config.delivery.retry,
     dsnFrom: config.dsn.from,
     delayNotice: { enabled: config.dsn.delayNotice, afterSeconds: config.dsn.delayAfter },
@@ -112,13 +127,13 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
 
   // One SPF cache for the process: it outlives a listener replaced by a hold drain.
   const spf = config.inbound.spf.enabled ? createSpfVerifier(config.inbound.spf, { hostname }) : undefined;
-  const listen = (port: number) => startInbound({
+  const listen = (port: number) => listenNamed('SMTP listener', config.inbound.host, port, () => startInbound({
     config: { ...config.inbound, port },
     hostname,
     spf,
     reverseDns: rt.reverseDns,
     metrics,
-    log,
+    log: root,
     sink: {
       accept: async (envelope, body) => {
         try {
@@ -138,8 +153,9 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
         }
       },
     },
-  });
-  let inbound = await listen(config.inbound.port);
+  }));
+  let inbound = await listen(config.inbound.port).catch(undoStart);
+  started.push(() => inbound.close());
   const smtpPort = inbound.port;
 
   // Hold mode (ADR 0003, R1): refuse new mail and keep delivering on the normal schedule,
@@ -188,7 +204,8 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     return drainPromise;
   };
 
-  const http = await startHttp(config.http.host, config.http.port, {
+  const queue = new QueueAdmin(spool, scheduler, rt.clock);
+  const http = await listenNamed('HTTP listener (metrics, health, queue API)', config.http.host, config.http.port, () => startHttp(config.http.host, config.http.port, {
     registry: metrics.registry,
     beforeScrape: () => {
       const s = spool.stats();
@@ -204,7 +221,10 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     },
     drain: (mode) => (mode === 'hold' ? startHold(true).then(() => true) : mode === 'undo' ? endHold() : (void drain(), Promise.resolve(true))),
     drainToken: config.http.drainTokenFile ? () => readSecret(config.http.drainTokenFile!) : undefined,
-  });
+    trustLoopback: config.http.trustLoopback,
+    queue,
+    log: root.child({ component: 'http' }),
+  })).catch(undoStart);
 
   const shutdown = async () => {
     if (closed) return;
@@ -217,9 +237,9 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   };
 
   scheduler.start();
-  log.info({ smtp: smtpPort, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
+  log.info({ version: mailrelayVersion(), smtp: smtpPort, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
   return {
-    smtpPort, httpPort: http.port, metrics, spool, scheduler, engine,
+    smtpPort, httpPort: http.port, metrics, spool, scheduler, engine, queue,
     // A getter: a hold drain replaces the listener.
     get inbound() {
       return inbound;

@@ -39,12 +39,25 @@ export interface SchedulerOptions {
 /** How long a message whose processing threw is left alone before it is tried again. */
 export const ERROR_COOLDOWN_MS = 30_000;
 
+/** The reply recorded for recipients an administrator deleted with a bounce (`queue delete --dsn`); its DSN status is 5.0.0. */
+export const ADMIN_DELETE_REPLY = 'deleted from the queue by an administrator';
+
+/** An administrator's change could not wait for the delivery of the message in flight. */
+export class MessageBusyError extends Error {
+  constructor(readonly id: string) {
+    super(`${id} is being delivered right now; try again when the attempt is over`);
+    this.name = 'MessageBusyError';
+  }
+}
+
 const silent: SchedulerLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Runs the delivery loop over a spool. */
 export class Scheduler {
   private inflight = new Map<string, Promise<void>>();
   private cooldown = new Map<string, number>();
+  // Messages an administrator's change is working on: never picked meanwhile.
+  private locked = new Map<string, number>();
   private running = false;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
@@ -99,6 +112,7 @@ export class Scheduler {
   private busy(): Set<string> {
     const now = this.clock();
     const out = new Set(this.inflight.keys());
+    for (const id of this.locked.keys()) out.add(id);
     for (const [id, until] of this.cooldown) {
       if (until <= now) this.cooldown.delete(id);
       else out.add(id);
@@ -141,6 +155,72 @@ export class Scheduler {
       });
     this.inflight.set(id, p);
     return p;
+  }
+
+  /** True while a delivery of the message runs. */
+  delivering(id: string): boolean {
+    return this.inflight.has(id);
+  }
+
+  /**
+   * Runs an administrator's change to one message (queue hold, release, retry, delete) while
+   * no delivery of it runs: the loop does not pick it meanwhile, and a delivery in flight is
+   * waited for, up to waitMs (then MessageBusyError), so its results are never recorded on
+   * top of the change (a delete then a late "delivered" would be refused by the spool).
+   */
+  async exclusive<T>(id: string, run: () => Promise<T>, waitMs = 30_000): Promise<T> {
+    this.locked.set(id, (this.locked.get(id) ?? 0) + 1);
+    try {
+      const running = this.inflight.get(id);
+      if (running !== undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        const done = await Promise.race([running.then(() => true), new Promise<boolean>((r) => { timer = setTimeout(() => r(false), waitMs); })]);
+        clearTimeout(timer);
+        if (!done) throw new MessageBusyError(id);
+      }
+      return await run();
+    } finally {
+      const n = (this.locked.get(id) ?? 1) - 1;
+      if (n <= 0) this.locked.delete(id);
+      else this.locked.set(id, n);
+      this.kick();
+    }
+  }
+
+  /**
+   * `queue retry` (Postfix's flush): every deferred recipient of the message (of one
+   * destination, if given) is due now. Returns what it did; call inside exclusive().
+   */
+  async retryNow(id: string, destination?: (address: string) => boolean): Promise<'retrying' | 'held' | 'nothing_deferred'> {
+    const msg = await this.o.spool.load(id);
+    if (msg.heldAt !== undefined) return 'held';
+    const now = this.clock();
+    const updates: RecipientUpdate[] = [];
+    for (const r of msg.recipients) {
+      if (r.state.state === 'deferred' && (destination === undefined || destination(r.address))) {
+        updates.push({ address: r.address, state: { ...r.state, nextAttemptAt: now } });
+      }
+    }
+    const pendingNow = msg.recipients.some((r) => r.state.state === 'pending' && (destination === undefined || destination(r.address)));
+    if (updates.length === 0) return pendingNow ? 'retrying' : 'nothing_deferred';
+    await this.o.spool.updateRecipients(id, updates);
+    this.cooldown.delete(id);
+    return 'retrying';
+  }
+
+  /**
+   * `queue delete --dsn`: every recipient not yet delivered or failed fails as deleted by an
+   * administrator, through the same path as any permanent failure (DSNs first, as each
+   * recipient's NOTIFY asks; then the states), so the message completes. Call inside exclusive().
+   */
+  async failAll(id: string): Promise<number> {
+    const msg = await this.o.spool.load(id);
+    const now = this.clock();
+    const updates: RecipientUpdate[] = msg.recipients
+      .filter((r) => r.state.state === 'pending' || r.state.state === 'deferred')
+      .map((r) => ({ address: r.address, state: { state: 'failed', at: now, reply: ADMIN_DELETE_REPLY, attempts: attemptsOf(r.state), reason: 'permanent' } }));
+    if (updates.length > 0) await this.settle(msg, updates, new Map());
+    return updates.length;
   }
 
   private async process(id: string): Promise<void> {

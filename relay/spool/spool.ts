@@ -284,6 +284,11 @@ export class Spool {
     return this.enqueue(id, 'release', (resolve, reject) => ({ op: 'hold', heldAt: undefined, resolve, reject }));
   }
 
+  /** The scheduler bucket of a message (queued, deferred or held); undefined if it is not spooled. */
+  stateOf(id: string): Exclude<MessageKind, 'done'> | undefined {
+    return this.index.get(id)?.kind;
+  }
+
   /** Every message the index holds, oldest arrival first (ties by id). */
   list(): SpoolListEntry[] {
     const out: SpoolListEntry[] = [];
