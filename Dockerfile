@@ -26,6 +26,8 @@ COPY --chown=0:0 package.json tsconfig.json ./
 COPY --chown=0:0 bin ./bin
 COPY --chown=0:0 relay ./relay
 COPY --chown=0:0 operator ./operator
+# `mailrelay` on PATH for `kubectl exec POD -- mailrelay queue ...` (no shell in the image).
+COPY --chown=0:0 --chmod=0755 bin/image/mailrelay /usr/local/bin/mailrelay
 # Files are root-owned and read-only to the process; it writes only to its volumes
 # (spool, /tmp for tsx's compile cache) under a read-only root filesystem.
 USER 65532:65532
