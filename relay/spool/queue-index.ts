@@ -18,6 +18,9 @@ export interface IndexEntry {
   msgLoc: number;
   /** Owner-managed: log location of the latest state record, -1 if none. */
   stateLoc: number;
+  /** Owner-managed: byte lengths of those two records (the log counts live bytes per segment). */
+  msgLen: number;
+  stateLen: number;
 }
 
 /** Counts for metrics and the operator's status. */
@@ -64,7 +67,7 @@ export class QueueIndex {
     }
     const e = this.byId.get(id);
     if (e === undefined) {
-      const entry: IndexEntry = { id, receivedAt, dueAt, kind, pos: this.heap.length, msgLoc: -1, stateLoc: -1 };
+      const entry: IndexEntry = { id, receivedAt, dueAt, kind, pos: this.heap.length, msgLoc: -1, stateLoc: -1, msgLen: 0, stateLen: 0 };
       this.byId.set(id, entry);
       this.heap.push(entry);
       this.up(entry.pos);

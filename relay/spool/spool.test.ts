@@ -635,3 +635,13 @@ describe('Spool: model check', () => {
     }), { numRuns: 40 });
   });
 });
+
+describe('Spool: segment size', () => {
+  it('follows the volume: a sixteenth of it, between 64 KiB and 64 MiB', async () => {
+    const { segmentSizeFor } = await import('./log.ts');
+    assert.equal(segmentSizeFor(2 * 1024 * 1024), 128 * 1024);
+    assert.equal(segmentSizeFor(256 * 1024), 64 * 1024);
+    assert.equal(segmentSizeFor(100 * 1024 * 1024 * 1024), 64 * 1024 * 1024);
+    assert.equal(segmentSizeFor(0), 64 * 1024 * 1024, 'unknown size: the ADR default');
+  });
+});

@@ -17,7 +17,7 @@ import { FLAGS, SourceError, nodeFs, rangeStream, readWhole, stageBody } from '.
 import type { BodySource, OpenedRange, SpoolFs, StagedBody } from './disk.ts';
 import { CorruptRecordError, MessageNotFoundError, SpoolError, toSpoolError } from './errors.ts';
 import { createIdGenerator, isMessageId } from './id.ts';
-import { SegmentLog, locOffset, locSeq, makeLoc, parseSegmentName, segmentName } from './log.ts';
+import { SegmentLog, locOffset, locSeq, makeLoc, parseSegmentName, segmentName, segmentSizeFor } from './log.ts';
 import type { LogStats, Segment } from './log.ts';
 import { QueueIndex } from './queue-index.ts';
 import type { IndexEntry, IndexStats } from './queue-index.ts';
@@ -47,7 +47,7 @@ export interface SpoolOptions {
   groupCommitMaxBatch?: number;
   /** Bodies up to this size go inline into the log; bigger ones get their own file (default 256 KiB). */
   inlineBodyMaxBytes?: number;
-  /** Segment size at which the log starts a new segment (default 64 MiB). */
+  /** Segment size at which the log starts a new segment (default: a sixteenth of the volume, 64 KiB to 64 MiB). */
   maxSegmentBytes?: number;
   /**
    * accept answers no_space once free space falls below this, so that state and done records,
@@ -114,6 +114,8 @@ export interface SpoolListEntry {
 
 const TMP_SUFFIX = '.tmp';
 const FREE_CHECK_MS = 1000;
+// While short of space, how stale a free-space figure may be before a refusal re-measures.
+const SHORT_RECHECK_MS = 50;
 const DEFAULT_RESERVE = 64 * 1024 * 1024;
 // Directories open in this process: a second Spool on the same directory would interleave
 // segments and corrupt both (across processes, the StatefulSet's RWO volume prevents it).
@@ -168,7 +170,7 @@ export class Spool {
     this.corruptDir = join(dir, 'corrupt');
     this.log = new SegmentLog(this.fs, this.logDir, {
       sync: this.sync,
-      maxSegmentBytes: options.maxSegmentBytes ?? 64 * 1024 * 1024,
+      maxSegmentBytes: options.maxSegmentBytes ?? segmentSizeFor(0),
       maxBatch: Math.max(1, Math.floor(options.groupCommitMaxBatch ?? 4096)),
       maxBatchBytes: 16 * 1024 * 1024,
       maxDelayMs: Math.max(0, options.groupCommitMaxDelayMs ?? 0),
@@ -188,6 +190,7 @@ export class Spool {
     openDirs.add(key);
     const spool = new Spool(key, options);
     try {
+      if (options.maxSegmentBytes === undefined) await spool.sizeSegments();
       await spool.recover();
     } catch (e) {
       openDirs.delete(key);
@@ -241,6 +244,7 @@ export class Spool {
       }
       const entry = this.index.set(id, env.receivedAt, 'queued', env.receivedAt) as IndexEntry;
       entry.msgLoc = loc; // the append's reference now belongs to the index
+      entry.msgLen = rec.length;
       this.free.writtenSince += staged.kind === 'inline' ? staged.bytes.length : staged.length;
       const head: Current['head'] = external === undefined ? { type: 'message', id, envelope: env } : { type: 'message', id, envelope: env, external };
       const cur: Current = { prefix: decodeRecordPrefix(rec) as RecordPrefix, head, recipients: restore(env.recipients, undefined) };
@@ -391,27 +395,64 @@ export class Spool {
     }
   }
 
+  // Segments sized to the volume (segmentSizeFor); the default stays if statfs fails.
+  private async sizeSegments(): Promise<void> {
+    try {
+      const { total } = await this.fs.space(this.dir);
+      this.log.maxSegmentBytes = segmentSizeFor(total);
+    } catch {
+      // the directory may not exist yet; recover() creates it and the default applies
+    }
+  }
+
   // Refuses new mail while free space is below the reserve. statfs runs at most once a second
-  // (or sooner after a burst of writes), so this costs nothing per message.
+  // (or sooner after a burst of writes), so this costs nothing per message. When the space
+  // is short, the space of delivered mail is given back first (at most once per statfs):
+  // without that, a small volume filled once stayed full until a restart (issue 13).
   private async checkReserve(): Promise<void> {
     if (this.reserveOption === 0) return;
-    const now = performance.now();
     const f = this.free;
-    if (now - f.checkedAt > FREE_CHECK_MS || (f.reserve > 0 && f.writtenSince > f.reserve / 4)) {
-      f.checkedAt = now;
-      f.writtenSince = 0;
-      try {
-        const { free, total } = await this.fs.space(this.dir);
-        f.bytes = free;
-        f.reserve = this.reserveOption ?? Math.min(DEFAULT_RESERVE, Math.floor(total / 20));
-      } catch (e) {
-        f.bytes = Infinity; // cannot tell: let the writes themselves fail
-        this.logger.warn({ err: e }, 'spool: statfs failed; free-space reserve not enforced');
-      }
-    }
+    await this.measureFree(false);
+    // Short by the cached figure: it may be stale (deliveries free space too), so measure
+    // again before refusing, then try giving back delivered mail's space. Both are cheap, and
+    // only a refused accept pays for them.
+    if (f.bytes - f.writtenSince < f.reserve && performance.now() - f.checkedAt > SHORT_RECHECK_MS) await this.measureFree(true);
+    if (f.bytes - f.writtenSince < f.reserve && await this.giveBackSpace()) await this.measureFree(true);
     if (f.bytes - f.writtenSince < f.reserve) {
       throw new SpoolError('no_space', 'accept', { code: 'ENOSPC', detail: `free space ${f.bytes - f.writtenSince} bytes is below the ${f.reserve}-byte reserve kept for delivery records` });
     }
+  }
+
+  // statfs, if due (or forced); returns whether it ran.
+  private async measureFree(force: boolean): Promise<boolean> {
+    const now = performance.now();
+    const f = this.free;
+    if (!force && !(now - f.checkedAt > FREE_CHECK_MS || (f.reserve > 0 && f.writtenSince > f.reserve / 4))) return false;
+    f.checkedAt = now;
+    f.writtenSince = 0;
+    try {
+      const { free, total } = await this.fs.space(this.dir);
+      f.bytes = free;
+      f.reserve = this.reserveOption ?? Math.min(DEFAULT_RESERVE, Math.floor(total / 20));
+    } catch (e) {
+      f.bytes = Infinity; // cannot tell: let the writes themselves fail
+      this.logger.warn({ err: e }, 'spool: statfs failed; free-space reserve not enforced');
+    }
+    return true;
+  }
+
+  // Frees what delivered mail still occupies: seals a mostly dead active segment, deletes
+  // unreferenced segments, and lets compaction empty mostly dead old ones. Returns whether
+  // anything was tried (then free space is worth measuring again).
+  private async giveBackSpace(): Promise<boolean> {
+    const before = this.log.stats().bytes;
+    const retired = this.log.retireActive();
+    await this.log.reclaim();
+    this.maybeCompact();
+    await this.compacting;
+    const after = this.log.stats().bytes;
+    if (retired || after < before) this.logger.info({ freedBytes: before - after, retiredActive: retired }, 'spool: space short, gave back the space of delivered mail');
+    return retired || after < before;
   }
 
   private enqueue(
@@ -509,23 +550,26 @@ export class Spool {
       if (completed) {
         this.index.delete(id);
         this.cache.delete(id);
-        this.log.unref(loc); // a done record needs no reference: see log.ts on deletion order
-        this.log.unref(entry.msgLoc);
-        this.log.unref(entry.stateLoc);
+        this.log.unref(loc, rec.length); // a done record needs no reference: see log.ts on deletion order
+        this.log.unref(entry.msgLoc, entry.msgLen);
+        this.log.unref(entry.stateLoc, entry.stateLen);
         if (cur.head.external !== undefined) {
           // Not durable, and need not be: recovery deletes body files nobody refers to.
           await this.fs.unlink(join(this.bodiesDir, id)).catch((e: unknown) => this.logger.warn({ id, err: e }, 'spool: could not delete body file'));
         }
       } else if (relocate) {
-        this.log.unref(entry.msgLoc);
-        this.log.unref(entry.stateLoc);
+        this.log.unref(entry.msgLoc, entry.msgLen);
+        this.log.unref(entry.stateLoc, entry.stateLen);
         entry.msgLoc = loc;
+        entry.msgLen = rec.length;
         entry.stateLoc = -1;
+        entry.stateLen = 0;
         this.index.set(id, entry.receivedAt, summary.kind, summary.dueAt);
         this.cachePut(id, { ...decodeRecordHead(rec) as Pick<Current, 'prefix' | 'head'>, recipients, ...(heldAt === undefined ? {} : { heldAt }) });
       } else {
-        this.log.unref(entry.stateLoc);
+        this.log.unref(entry.stateLoc, entry.stateLen);
         entry.stateLoc = loc;
+        entry.stateLen = rec.length;
         this.index.set(id, entry.receivedAt, summary.kind, summary.dueAt);
         this.cachePut(id, withHeld({ ...cur, recipients }, heldAt));
       }
@@ -643,9 +687,15 @@ export class Spool {
     let liveBytes = 0;
     for (const s of this.log.segments.values()) {
       size += s.size;
-      liveBytes += s.records > 0 ? (s.size * s.live) / s.records : 0;
+      liveBytes += s.liveBytes;
     }
-    if (!(oldest.live * 2 < oldest.records || liveBytes * 2 < size)) return;
+    // Bytes, not records: a segment of big live bodies and many small dead state records is
+    // mostly live, and copying it would cost space instead of freeing it.
+    if (!(oldest.liveBytes * 2 < oldest.size || liveBytes * 2 < size)) return;
+    // Relocation writes the live bytes before the segment can go: never start what the free
+    // space cannot finish (it would fail half-way and take the reserve kept for delivery records).
+    const free = this.free.bytes - this.free.writtenSince;
+    if (free - oldest.liveBytes < this.free.reserve / 2) return;
     const seq = oldest.seq;
     this.compacting = this.relocateSegment(seq).then(() => true, (e: unknown) => {
       this.logger.error({ err: e, segment: seq }, 'spool: compaction failed');
@@ -714,7 +764,7 @@ export class Spool {
     }
     seqs.sort((a, b) => a - b);
 
-    interface Live { msgLoc: number; stateLoc: number; receivedAt: number; count: number; summary: MessageSummary; external: boolean; heldAt: number | undefined }
+    interface Live { msgLoc: number; stateLoc: number; msgLen: number; stateLen: number; receivedAt: number; count: number; summary: MessageSummary; external: boolean; heldAt: number | undefined }
     const live = new Map<string, Live>();
     let changedLogDir = false;
     for (const seq of seqs) {
@@ -731,11 +781,12 @@ export class Spool {
           const h = r.head;
           if (h.type === 'message') {
             const count = h.envelope.recipients.length;
-            live.set(h.id, { msgLoc: loc, stateLoc: -1, receivedAt: h.envelope.receivedAt, count, summary: summarizeSnapshot(count, h.snapshot, h.envelope.receivedAt), external: h.external !== undefined, heldAt: h.held });
+            live.set(h.id, { msgLoc: loc, stateLoc: -1, msgLen: r.prefix.length, stateLen: 0, receivedAt: h.envelope.receivedAt, count, summary: summarizeSnapshot(count, h.snapshot, h.envelope.receivedAt), external: h.external !== undefined, heldAt: h.held });
           } else if (h.type === 'state') {
             const x = live.get(h.id);
             if (x !== undefined) {
               x.stateLoc = loc;
+              x.stateLen = r.prefix.length;
               x.summary = summarizeSnapshot(x.count, h.snapshot, x.receivedAt);
               x.heldAt = h.held;
             }
@@ -772,10 +823,12 @@ export class Spool {
       const entry = this.index.set(id, x.receivedAt, summary.kind, summary.dueAt);
       if (entry === undefined) continue; // every recipient final: nothing left to do
       entry.msgLoc = x.msgLoc;
-      this.log.ref(x.msgLoc);
+      entry.msgLen = x.msgLen;
+      this.log.ref(x.msgLoc, x.msgLen);
       if (x.stateLoc >= 0) {
         entry.stateLoc = x.stateLoc;
-        this.log.ref(x.stateLoc);
+        entry.stateLen = x.stateLen;
+        this.log.ref(x.stateLoc, x.stateLen);
       }
     }
     let changedBodies = false;
