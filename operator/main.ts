@@ -14,6 +14,7 @@ import { DEFAULT_LEADER_ELECTION_TIMING } from './controller/leader.ts';
 import { startHealthServer } from './health.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import { FALLBACK_IMAGE } from './render.ts';
+import { mailrelayVersion } from '../relay/version.ts';
 
 /** Usage of `mailrelay operator`. */
 export const OPERATOR_USAGE = `usage: mailrelay operator [options]
@@ -167,7 +168,7 @@ export async function operatorCommand(argv: string[], runtime: { stop?: AbortSig
     ready: () => (controller.synced ? { ok: true, reasons: [] } : { ok: false, reasons: ['informer caches not synced'] }),
   });
   log.info({
-    identity: controller.identity, namespace: config.namespace ?? '(all)', metrics: `${config.metricsHost}:${health.port}`,
+    version: mailrelayVersion(), identity: controller.identity, namespace: config.namespace ?? '(all)', metrics: `${config.metricsHost}:${health.port}`,
     leaderElection: config.leaderElection ? `${config.leaderElection.namespace}/${config.leaderElection.name}` : 'off',
   }, 'operator started');
 

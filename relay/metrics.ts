@@ -3,6 +3,7 @@
 // (docs/metrics.md). Label values are bounded enums — never a recipient, a domain
 // or a message id. Import the typed objects; never look a metric up by name.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from './version.ts';
 
 /** SMTP commands whose replies the delivery engine counts (the `command` label). */
 export type ReplyCommand = 'connect' | 'ehlo' | 'helo' | 'mail' | 'rcpt' | 'data' | 'bdat' | 'dot' | 'rset' | 'auth' | 'starttls' | 'quit';
@@ -21,14 +22,22 @@ export function createRelayMetrics(registry: Registry = new Registry(), opts: { 
   for (const r of ['accepted', 'rejected', 'tempfail'] as const) m.inboundMessages.inc({ result: r }, 0);
   for (const t of ['bounce', 'delay'] as const) m.dsnSent.inc({ type: t }, 0);
   m.partialDeliveries.inc(0);
+  m.buildInfo.set(buildInfo(), 1);
   return m;
 }
 
 function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolean }) {
   const registers = [registry];
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_' });
+  // Unprefixed: process_* and nodejs_* are the names generic dashboards and alerts query;
+  // the job and pod labels tell relays from the operator.
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   return {
     registry,
+    buildInfo: new Gauge({
+      name: 'mailrelay_build_info',
+      help: 'Always 1; its labels say which mailrelay version (and Node.js version) this relay runs, e.g. to see a rollout progress.',
+      labelNames: ['version', 'nodejs_version'] as const, registers,
+    }),
     smtpReplies: new Counter({
       name: 'mailrelay_smtp_replies_total',
       help: 'Replies the delivery engine received from remote SMTP servers, by the command they answered and their 3-digit code.',

@@ -145,5 +145,6 @@ describe('mailrelay CLI conventions', () => {
     assert.equal(err, '', 'nothing outside the JSON log');
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; signal?: string });
     assert.ok(lines.some((l) => l.signal === 'SIGTERM' && /draining/.test(l.msg)), out);
+    assert.ok(lines.some((l) => l.msg === 'relay started' && (l as { version?: string }).version === PACKAGE.version), 'the start line says the version');
   });
 });
