@@ -11,6 +11,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { startController, type ControllerOptions } from './controller/controller.ts';
 import { DEFAULT_LEADER_ELECTION_TIMING } from './controller/leader.ts';
+import { kubeconfigSource, preflight } from './controller/preflight.ts';
 import { startHealthServer } from './health.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import { FALLBACK_IMAGE } from './render.ts';
@@ -151,8 +152,19 @@ export async function operatorCommand(argv: string[], runtime: { stop?: AbortSig
     process.stderr.write(`mailrelay operator: ${(err as Error).message}\n\n${OPERATOR_USAGE}`);
     return 2;
   }
+  const source = kubeconfigSource(env);
+  if (source === undefined) {
+    process.stderr.write('mailrelay operator: no kubeconfig: set KUBECONFIG, create ~/.kube/config, or run in a pod with a service account\n');
+    return 1;
+  }
   if (kubeconfigError || !kc.getCurrentCluster()) {
-    process.stderr.write(`mailrelay operator: no usable kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account): ${kubeconfigError?.message ?? 'no current cluster'}\n`);
+    process.stderr.write(`mailrelay operator: no usable kubeconfig (${source}): ${kubeconfigError?.message ?? 'no current cluster'}\n`);
+    return 1;
+  }
+  try {
+    await preflight(kc, source, config.namespace);
+  } catch (err) {
+    process.stderr.write(`mailrelay operator: ${(err as Error).message}\n`);
     return 1;
   }
   const log = pino({ level: config.logLevel, base: { component: 'operator' } });
