@@ -194,9 +194,9 @@ function builtinRoutes(h: HttpHandlers): Route[] {
       handle: async (req) => {
         const id = req.params[0]!;
         try {
-          return json(200, await queue().show(id), { ids: [id] });
+          return json(200, await queue().show(id), { queueIds: [id] });
         } catch (err) {
-          if (err instanceof MessageNotFoundError) return json(404, { error: `${id}: no such message in the queue` }, { ids: [id] });
+          if (err instanceof MessageNotFoundError) return json(404, { error: `${id}: no such message in the queue` }, { queueIds: [id] });
           throw err;
         }
       },
@@ -209,7 +209,7 @@ function builtinRoutes(h: HttpHandlers): Route[] {
         const res = await queue().act(action, sel);
         const results: Record<string, number> = {};
         for (const r of res.results) results[r.result] = (results[r.result] ?? 0) + 1;
-        return json(200, res, { ids: res.results.map((r) => r.id), selection: sel, results });
+        return json(200, res, { queueIds: res.results.map((r) => r.id), selection: sel, results });
       },
     },
   ];

@@ -19,6 +19,7 @@ import { startHttp } from './http.ts';
 import { createSpfVerifier } from './spf/index.ts';
 import { QueueAdmin } from './queue/admin.ts';
 import { listenNamed } from './net/listen.ts';
+import { messageIdOf, peekHeader } from './inbound/message-id.ts';
 import { mailrelayVersion } from './version.ts';
 
 /** Hooks tests use to run a relay deterministically. */
@@ -105,7 +106,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     random: rt.random,
   });
   const scheduler = new Scheduler({
-    bodyFor: dkim ? dkimBodyFor(dkim, (id) => spool.openBody(id), { onUnsigned: (id, reason) => log.warn({ id, reason }, 'sent without DKIM') }) : undefined,
+    bodyFor: dkim ? dkimBodyFor(dkim, (id) => spool.openBody(id), { onUnsigned: (id, reason) => log.warn({ queueId: id, reason }, 'sent without DKIM') }) : undefined,
     spool, engine, hostname, metrics, log: root.child({ component: 'delivery' }), clock: rt.clock, random: rt.random,
     retry: config.delivery.retry,
     dsnFrom: config.dsn.from,
@@ -137,7 +138,10 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     sink: {
       accept: async (envelope, body) => {
         try {
-          const m = await spool.accept(envelope, body);
+          // The Message-ID rides with the message into every delivery log line.
+          const peeked = await peekHeader(body, config.inbound.maxHeaderSize);
+          const messageId = messageIdOf(peeked.header);
+          const m = await spool.accept(messageId === undefined ? envelope : { ...envelope, messageId }, peeked.body);
           spoolWritable = true;
           scheduler.kick();
           return { id: m.id };

@@ -40,6 +40,8 @@ export interface OutboundMessage {
 /** One recipient's result, with the host that gave it. */
 export interface DeliveryResult extends RecipientResult {
   host: string | null;
+  /** Where it was delivered or tried, as Postfix logs it: host[address]:port. */
+  relay?: string;
 }
 
 /** Engine settings (the relay config's `delivery` section, in engine units). */
@@ -258,7 +260,8 @@ export class DeliveryEngine {
           const rcpt = batch[i]!;
           if (res.verdict.status === 'deferred' && res.verdict.sameConnection) again.push(rcpt);
           else {
-            const d = { ...res, host: conn!.target.host };
+            const t = conn!.target;
+            const d = { ...res, host: t.host, relay: `${t.host}[${t.address}]:${t.port}` };
             results.set(rcpt, d);
             settled.push(d);
           }

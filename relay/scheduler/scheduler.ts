@@ -9,6 +9,11 @@ import type { QueuedMessage, RecipientState, RecipientUpdate, SpoolRecipient } f
 import { buildDsn, dsnBodyType, shouldNotify } from '../dsn/index.ts';
 import type { DsnRecipient } from '../dsn/types.ts';
 import { type RetryPolicy, attemptsOf, expiredState, isExpired, nextState } from './backoff.ts';
+import { deliveryLine, statusOfReply } from './delivery-line.ts';
+import { messageIdOf } from '../inbound/message-id.ts';
+
+/** Where a recipient's result came from: the host (for a DSN's Remote-MTA) and host[IP]:port (for the log). */
+type Origin = Pick<DeliveryResult, 'host' | 'relay'>;
 
 /** Logger subset the scheduler uses (pino fits). */
 export interface SchedulerLog {
@@ -147,7 +152,7 @@ export class Scheduler {
         // The message stays queued, but an error that repeats (an unreadable record, a bug)
         // must not turn into a hot loop: leave this message alone for a while.
         this.cooldown.set(id, this.clock() + ERROR_COOLDOWN_MS);
-        this.log.error({ id, err: (err as Error).message, retryInMs: ERROR_COOLDOWN_MS }, 'delivery of message failed; it stays queued');
+        this.log.error({ queueId: id, err: (err as Error).message, retryInMs: ERROR_COOLDOWN_MS }, 'delivery of message failed; it stays queued');
       })
       .finally(() => {
         this.inflight.delete(id);
@@ -241,7 +246,7 @@ export class Scheduler {
 
     const byAddress = new Map(due.map((r) => [r.address, r]));
     const recorded = new Set<string>();
-    const hosts = new Map<string, string | null>();
+    const hosts = new Map<string, Origin>();
     const record = async (results: DeliveryResult[]) => {
       const t = this.clock();
       const updates: RecipientUpdate[] = [];
@@ -249,7 +254,7 @@ export class Scheduler {
         const prev = byAddress.get(r.address);
         if (!prev || recorded.has(r.address)) continue;
         recorded.add(r.address);
-        hosts.set(r.address, r.host);
+        hosts.set(r.address, r);
         updates.push({ address: r.address, state: nextState(prev.state, r, msg.receivedAt, t, this.o.retry, this.o.random) });
       }
       if (updates.length > 0) await this.settle(msg, updates, hosts);
@@ -273,14 +278,15 @@ export class Scheduler {
    * Sends the DSNs an update calls for FIRST (a crash then means a duplicate notice, never a
    * lost one), then records the states durably, then counts them.
    */
-  private async settle(msg: QueuedMessage, updates: RecipientUpdate[], hosts: Map<string, string | null>): Promise<void> {
+  private async settle(msg: QueuedMessage, updates: RecipientUpdate[], hosts: Map<string, Origin>): Promise<void> {
     const now = this.clock();
     const rcpt = new Map(msg.recipients.map((r) => [r.address, r]));
     const failed: DsnRecipient[] = [];
     const delayed: DsnRecipient[] = [];
     for (const u of updates) {
       const r = rcpt.get(u.address)!;
-      const remoteMta = hosts.get(u.address) ? `dns; ${hosts.get(u.address)}` : undefined;
+      const host = hosts.get(u.address)?.host;
+      const remoteMta = host ? `dns; ${host}` : undefined;
       if (u.state.state === 'failed' && shouldNotify(r.notify, 'failed')) {
         failed.push(dsnRecipient(r, u.state, 'failed', remoteMta));
       } else if (
@@ -299,12 +305,11 @@ export class Scheduler {
     const result = await this.o.spool.updateRecipients(msg.id, updates);
     this.observe(msg, updates, now);
     for (const u of updates) {
-      const st = u.state;
-      const line = { id: msg.id, rcpt: u.address, state: st.state, reply: 'reply' in st ? st.reply : st.state === 'deferred' ? st.lastReply : undefined, attempts: attemptsOf(st) };
-      if (st.state === 'failed' || st.state === 'deferred') this.log.warn(line, 'delivery outcome');
-      else this.log.info(line, 'delivery outcome');
+      const line = deliveryLine(msg, u, hosts.get(u.address)?.relay, now);
+      if (line.status === 'sent') this.log.info(line, 'delivery outcome');
+      else this.log.warn(line, 'delivery outcome');
     }
-    if (result.completed) this.log.info({ id: msg.id }, 'message complete, removed from spool');
+    if (result.completed) this.log.info({ queueId: msg.id }, 'message complete, removed from spool');
   }
 
   private async sendDsn(msg: QueuedMessage, recipients: DsnRecipient[]): Promise<void> {
@@ -320,12 +325,13 @@ export class Scheduler {
       originalMessage: this.o.spool.openBody(msg.id),
       now: this.clock(),
     });
+    const messageId = messageIdOf(bytes);
     const dsn = await this.o.spool.accept(
-      { from: '', recipients: [{ address: msg.from }], receivedAt: this.clock(), bodyType: dsnBodyType(bytes) },
+      { from: '', recipients: [{ address: msg.from }], receivedAt: this.clock(), bodyType: dsnBodyType(bytes), ...(messageId ? { messageId } : {}) },
       bytes,
     );
     this.o.metrics?.dsnSent.inc({ type: kind });
-    this.log.info({ id: dsn.id, for: msg.id, type: kind, to: msg.from, recipients: recipients.length }, 'DSN queued');
+    this.log.info({ queueId: msg.id, dsnQueueId: dsn.id, type: kind, to: msg.from, recipients: recipients.length }, 'DSN queued');
     this.kick();
   }
 
@@ -345,9 +351,7 @@ export class Scheduler {
 function dsnRecipient(r: SpoolRecipient, s: RecipientState, action: 'failed' | 'delayed', remoteMta: string | undefined): DsnRecipient {
   const reply = s.state === 'failed' ? s.reply : s.state === 'deferred' ? s.lastReply : '';
   // The status is the reply's enhanced code when it has one, else derived from its class.
-  const enh = /^(?:\d{3} )?([245]\.\d{1,3}\.\d{1,3})/.exec(reply)?.[1];
-  const code = /^([245])\d\d/.exec(reply)?.[1];
-  const status = enh ?? (code ? `${code}.0.0` : action === 'failed' ? '5.0.0' : '4.0.0');
+  const status = statusOfReply(reply, action === 'failed' ? '5.0.0' : '4.0.0');
   return {
     address: r.address,
     orcpt: r.orcpt,

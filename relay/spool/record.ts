@@ -66,6 +66,8 @@ export interface Envelope {
   envid?: string;
   smtputf8?: boolean;
   bodyType?: '7BIT' | '8BITMIME';
+  /** The message's Message-ID header, "<...>", for log lines (absent if it had none). */
+  messageId?: string;
 }
 
 /** A message as stored: envelope, body size in bytes, and every recipient's current state. */
@@ -130,6 +132,7 @@ export const envelopeSchema = z.object({
   envid: z.string().optional(),
   smtputf8: z.boolean().optional(),
   bodyType: z.enum(['7BIT', '8BITMIME']).optional(),
+  messageId: z.string().max(998).optional(),
 }).superRefine((env, ctx) => {
   // Updates name recipients by address, so an address must be unique within a message.
   const seen = new Set<string>();

@@ -555,7 +555,7 @@ export class Spool {
         this.log.unref(entry.stateLoc, entry.stateLen);
         if (cur.head.external !== undefined) {
           // Not durable, and need not be: recovery deletes body files nobody refers to.
-          await this.fs.unlink(join(this.bodiesDir, id)).catch((e: unknown) => this.logger.warn({ id, err: e }, 'spool: could not delete body file'));
+          await this.fs.unlink(join(this.bodiesDir, id)).catch((e: unknown) => this.logger.warn({ queueId: id, err: e }, 'spool: could not delete body file'));
         }
       } else if (relocate) {
         this.log.unref(entry.msgLoc, entry.msgLen);

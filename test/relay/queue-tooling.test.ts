@@ -171,7 +171,7 @@ describe('mailrelay queue against a live relay', () => {
     const hold = audit.find((l) => l.action === 'hold')!;
     assert.equal(hold.remote, '127.0.0.1');
     assert.equal(hold.auth, 'loopback');
-    assert.deepEqual(hold.ids, [ids.b]);
+    assert.deepEqual(hold.queueIds, [ids.b]);
     assert.equal(hold.status, 200);
     assert.deepEqual(hold.results, { held: 1 });
   });
