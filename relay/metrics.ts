@@ -65,7 +65,7 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     }),
     deliveryAttempts: new Counter({
       name: 'mailrelay_delivery_attempts_total',
-      help: 'Delivery transactions by result: delivered (all accepted), partial, deferred (none accepted, retry) or failed (none accepted, permanent).',
+      help: 'Delivery attempts (transactions, and attempts that found no host to talk to) by result: delivered (all accepted), partial, deferred (none accepted, or no connection; retry) or failed (none accepted, permanent).',
       labelNames: ['result'] as const, registers,
     }),
     learnedRecipientLimit: new Gauge({

@@ -127,8 +127,8 @@ describe('PrometheusRule', () => {
       let error = false;
       tree.iterate({ enter: (n) => { if (n.type.isError) error = true; } });
       assert.equal(error, false, `${a.alert}: ${a.expr}`);
-      assert.match(a.expr, /namespace="mail", service="relay-headless"/);
-      assert.ok(a.annotations.summary && a.annotations.description);
+      assert.match(a.expr, /namespace="mail", mailrelay="relay"/);
+      assert.ok(a.annotations.summary && a.annotations.description && a.annotations.runbook_url);
     }
   });
 

@@ -241,6 +241,8 @@ export class DeliveryEngine {
               reply: f?.reply ?? null,
               note: f?.message ?? (err as Error).message,
             };
+            // No connection is an attempt that delivered to nobody: an outage must show there.
+            this.opts.metrics?.deliveryAttempts.inc({ result: stopReason.verdict.status === 'failed' ? 'failed' : 'deferred' });
             break;
           }
         }
