@@ -11,6 +11,14 @@ import { endpointFrom, relayRequest, RelayRequestError } from './cli/client.ts';
 import { QUEUE_USAGE, queueCommand } from './queue/cli.ts';
 import { mailrelayVersion } from './version.ts';
 
+/** Where a command writes: stdout and stderr (tests pass their own). */
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const PROCESS_IO: CliIo = { out: (t) => { process.stdout.write(t); }, err: (t) => { process.stderr.write(t); } };
+
 /** Usage of `mailrelay`. */
 export const USAGE = `usage: mailrelay <command> [options]
 
@@ -63,9 +71,9 @@ Prints the mailrelay version.
 `;
 
 /** Runs the relay until SIGTERM/SIGINT, which start a graceful drain. */
-async function relayCommand(argv: string[]): Promise<number> {
+async function relayCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parseFlags(argv, { config: { type: 'string', short: 'c' }, 'smtp-port': { type: 'string' }, 'http-port': { type: 'string' }, spool: { type: 'string' } });
-  if (p.help) return (process.stdout.write(RELAY_USAGE), 0);
+  if (p.help) return (io.out(RELAY_USAGE), 0);
   const v = p.values;
   if (!v.config) throw new UsageError('--config: a config file is required');
   const smtpPort = portFlag('smtp-port', v['smtp-port']);
@@ -98,15 +106,15 @@ async function relayCommand(argv: string[]): Promise<number> {
 }
 
 /** Asks a running relay to drain and waits until it has stopped serving (or the timeout). */
-async function drainCommand(argv: string[]): Promise<number> {
+async function drainCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parseFlags(argv, { url: { type: 'string' }, timeout: { type: 'string' }, 'token-file': { type: 'string' } });
-  if (p.help) return (process.stdout.write(DRAIN_USAGE), 0);
+  if (p.help) return (io.out(DRAIN_USAGE), 0);
   const timeout = secondsFlag('timeout', p.values.timeout, 120);
   const ep = endpointFrom(p.values.url ?? 'http://127.0.0.1:9090', p.values['token-file'], {});
   const deadline = Date.now() + timeout * 1000;
   const res = await relayRequest(ep, 'POST', '/drain', undefined, timeout * 1000);
   if (res.status !== 202) {
-    process.stderr.write(`mailrelay drain: POST ${ep.url}/drain answered ${res.status}: ${String(res.body).trim()}\n`);
+    io.err(`mailrelay drain: POST ${ep.url}/drain answered ${res.status}: ${String(res.body).trim()}\n`);
     return 1;
   }
   // Bounded by the deadline.
@@ -118,17 +126,17 @@ async function drainCommand(argv: string[]): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  process.stderr.write(`mailrelay drain: ${ep.url} still serving after ${timeout}s\n`);
+  io.err(`mailrelay drain: ${ep.url} still serving after ${timeout}s\n`);
   return 1;
 }
 
-function printUsageError(label: string, err: UsageError, usage: string | undefined): number {
-  process.stderr.write(`mailrelay ${label}: ${err.message}\n${usage === undefined ? '' : `\n${usage}`}`);
+function printUsageError(io: CliIo, label: string, err: UsageError, usage: string | undefined): number {
+  io.err(`mailrelay ${label}: ${err.message}\n${usage === undefined ? '' : `\n${usage}`}`);
   return 2;
 }
 
 /** Entry point: dispatches the subcommand; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
   const [cmd, ...rest] = argv;
   const usageOf: Record<string, string | undefined> = {
     relay: RELAY_USAGE, drain: DRAIN_USAGE, queue: QUEUE_USAGE[''], 'config-schema': CONFIG_SCHEMA_USAGE, version: VERSION_USAGE,
@@ -136,18 +144,18 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case undefined:
-        process.stderr.write(USAGE);
+        io.err(USAGE);
         return 2;
       case '-h': case '--help': case 'help':
-        process.stdout.write(USAGE);
+        io.out(USAGE);
         return 0;
       case '-V': case '--version': case 'version':
-        if (cmd === 'version' && (rest.includes('-h') || rest.includes('--help'))) return (process.stdout.write(VERSION_USAGE), 0);
-        process.stdout.write(`mailrelay ${mailrelayVersion()}\n`);
+        if (cmd === 'version' && (rest.includes('-h') || rest.includes('--help'))) return (io.out(VERSION_USAGE), 0);
+        io.out(`mailrelay ${mailrelayVersion()}\n`);
         return 0;
-      case 'relay': return await relayCommand(rest);
-      case 'drain': return await drainCommand(rest);
-      case 'queue': return await queueCommand(rest);
+      case 'relay': return await relayCommand(rest, io);
+      case 'drain': return await drainCommand(rest, io);
+      case 'queue': return await queueCommand(rest, io.out);
       case 'operator': {
         const { operatorCommand } = await import('../operator/main.ts');
         return await operatorCommand(rest);
@@ -155,39 +163,39 @@ export async function main(argv: string[]): Promise<number> {
       case 'render': {
         const { renderCommand, RenderError } = await import('../operator/render.ts');
         try {
-          process.stdout.write(await renderCommand(rest));
+          io.out(await renderCommand(rest));
           return 0;
         } catch (err) {
           if (!(err instanceof RenderError)) throw err;
-          process.stderr.write(`mailrelay render: ${err.message}\n`);
+          io.err(`mailrelay render: ${err.message}\n`);
           return err.exitCode;
         }
       }
       case 'config-schema': {
         const p = parseFlags(rest, {});
-        if (p.help) return (process.stdout.write(CONFIG_SCHEMA_USAGE), 0);
-        process.stdout.write(`${JSON.stringify(relayConfigJsonSchema(), null, 2)}\n`);
+        if (p.help) return (io.out(CONFIG_SCHEMA_USAGE), 0);
+        io.out(`${JSON.stringify(relayConfigJsonSchema(), null, 2)}\n`);
         return 0;
       }
       default:
-        process.stderr.write(`mailrelay: unknown command ${cmd}\n\n${USAGE}`);
+        io.err(`mailrelay: unknown command ${cmd}\n\n${USAGE}`);
         return 2;
     }
   } catch (err) {
     if (err instanceof UsageError) {
       // `queue show` errors are about `queue show`: name it, and print its usage.
       const sub = cmd === 'queue' && rest[0] !== undefined && QUEUE_USAGE[rest[0]] !== undefined && rest[0] !== '' ? rest[0] : undefined;
-      return printUsageError(sub ? `queue ${sub}` : cmd ?? '', err, sub ? QUEUE_USAGE[sub] : usageOf[cmd ?? '']);
+      return printUsageError(io, sub ? `queue ${sub}` : cmd ?? '', err, sub ? QUEUE_USAGE[sub] : usageOf[cmd ?? '']);
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`mailrelay ${cmd}: ${err.message}\n`);
+      io.err(`mailrelay ${cmd}: ${err.message}\n`);
       return 2;
     }
     if (err instanceof RelayRequestError) {
-      process.stderr.write(`mailrelay ${cmd}: ${err.message}\n`);
+      io.err(`mailrelay ${cmd}: ${err.message}\n`);
       return 1;
     }
-    process.stderr.write(`mailrelay ${cmd}: ${(err as Error).message}\n`);
+    io.err(`mailrelay ${cmd}: ${(err as Error).message}\n`);
     return 1;
   }
 }

@@ -90,13 +90,6 @@ ${CONNECTION}
 const connectionFlags = { url: { type: 'string' }, 'token-file': { type: 'string' }, json: { type: 'boolean' } } as const;
 const selectionFlags = { all: { type: 'boolean' }, destination: { type: 'string' } } as const;
 
-function out(text: string): void {
-  process.stdout.write(text);
-}
-
-function printJson(v: unknown): void {
-  out(`${JSON.stringify(v, null, 2)}\n`);
-}
 
 async function call<T>(ep: RelayEndpoint, method: string, path: string, body?: unknown): Promise<T> {
   const r = await relayRequest(ep, method, path, body);
@@ -105,7 +98,8 @@ async function call<T>(ep: RelayEndpoint, method: string, path: string, body?: u
 }
 
 /** Runs `mailrelay queue ARGS`; returns the exit code (2 for usage errors, thrown as UsageError). */
-export async function queueCommand(argv: string[]): Promise<number> {
+export async function queueCommand(argv: string[], out: (text: string) => void = (t) => { process.stdout.write(t); }): Promise<number> {
+  const printJson = (v: unknown) => out(`${JSON.stringify(v, null, 2)}\n`);
   const [sub, ...rest] = argv;
   if (sub === undefined || sub.startsWith('-')) {
     if (sub === '-h' || sub === '--help') {

@@ -18,6 +18,7 @@ import type { ExecRequest } from '../kube/exec.ts';
 import { startFaultServer, type FaultServer } from '../peers/fault-server.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import type { RelayHandle } from '../../relay/service.ts';
+import { pluginMain } from '../../operator/kubectl-plugin.ts';
 import { createMailRelay, createNamespace, minimalSpec, MERGE, startTestCluster, type TestCluster } from './harness.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -26,6 +27,15 @@ const PLUGIN = join(REPO, 'bin', 'kubectl-mailrelay.mjs');
 const NS = 'mail';
 
 interface Run { status: number | null; stdout: string; stderr: string }
+
+/** The plugin in this process (kubectl's own lookup is tested once, below): the same code, without a Node start per call. */
+async function plugin(args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (add: (s: string) => void) => ({ write: (c: string | Uint8Array) => { add(c.toString()); return true; } }) as unknown as NodeJS.WritableStream;
+  const status = await pluginMain(args, { stdout: sink((c) => { stdout += c; }), stderr: sink((c) => { stderr += c; }) });
+  return { status, stdout, stderr };
+}
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve) => {
@@ -59,6 +69,7 @@ describe('kubectl mailrelay', () => {
   const queued = new Map<string, string>();
   const execs: ExecRequest[] = [];
   let env: NodeJS.ProcessEnv;
+  let kubeconfig: string;
 
   before(async () => {
     cluster = await startTestCluster();
@@ -94,7 +105,8 @@ describe('kubectl mailrelay', () => {
     // kubectl finds plugins as executables named kubectl-<name> on PATH.
     const bin = mkdtempSync(join(tmpdir(), 'kubectl-plugins-'));
     symlinkSync(PLUGIN, join(bin, 'kubectl-mailrelay'));
-    env = { KUBECONFIG: cluster.server.writeKubeconfig(), PATH: `${bin}:${process.env.PATH ?? ''}` };
+    kubeconfig = cluster.server.writeKubeconfig();
+    env = { KUBECONFIG: kubeconfig, PATH: `${bin}:${process.env.PATH ?? ''}` };
   });
   after(async () => {
     for (const r of relays.values()) await r.close();
@@ -116,14 +128,14 @@ describe('kubectl mailrelay', () => {
   });
 
   it('changes every pod\'s queue (hold --all), reports per pod, and merges --json by pod', async () => {
-    const r = await run(process.execPath, [PLUGIN, '-n', NS, 'edge', 'queue', 'hold', '--all'], env);
+    const r = await plugin(['--kubeconfig', kubeconfig, '-n', NS, 'edge', 'queue', 'hold', '--all']);
     assert.equal(r.status, 0, r.stderr);
     for (const pod of ['edge-0', 'edge-1']) {
       assert.match(r.stdout, new RegExp(`${queued.get(pod)}: held`));
       assert.equal(relays.get(pod)!.spool.stats().byState.held, 1, `${pod} held`);
     }
     assert.equal(relays.get('other-0')!.spool.stats().byState.held, 0);
-    const j = await run(process.execPath, [PLUGIN, '-n', NS, 'edge', 'queue', 'list', '--json'], env);
+    const j = await plugin(['--kubeconfig', kubeconfig, '-n', NS, 'edge', 'queue', 'list', '--json']);
     assert.equal(j.status, 0, j.stderr);
     const byPod = JSON.parse(j.stdout) as Record<string, { messages: { id: string; state: string }[] }>;
     assert.deepEqual(Object.keys(byPod).sort(), ['edge-0', 'edge-1']);
@@ -131,7 +143,7 @@ describe('kubectl mailrelay', () => {
   });
 
   it('a failing command in a pod is reported with its pod and makes the plugin fail', async () => {
-    const r = await run(process.execPath, [PLUGIN, '-n', NS, 'edge', 'queue', 'show', queued.get('edge-0')!], env);
+    const r = await plugin(['--kubeconfig', kubeconfig, '-n', NS, 'edge', 'queue', 'show', queued.get('edge-0')!]);
     assert.equal(r.status, 1);
     assert.match(r.stdout, new RegExp(`==> pod edge-0 <==\\n[\\s\\S]*message\\s+${queued.get('edge-0')}`));
     assert.match(r.stderr, new RegExp(`edge-1: .*${queued.get('edge-0')}: no such message in the queue`));
@@ -139,16 +151,16 @@ describe('kubectl mailrelay', () => {
   });
 
   it('says what is wrong: no such MailRelay, no pods, a missing command', async () => {
-    const missing = await run(process.execPath, [PLUGIN, '-n', NS, 'nosuch', 'queue', 'list'], env);
+    const missing = await plugin(['--kubeconfig', kubeconfig, '-n', NS, 'nosuch', 'queue', 'list']);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /MailRelay mail\/nosuch not found/);
-    const usage = await run(process.execPath, [PLUGIN, '-n', NS, 'edge'], env);
+    const usage = await plugin(['--kubeconfig', kubeconfig, '-n', NS, 'edge']);
     assert.equal(usage.status, 2);
     assert.match(usage.stderr, /usage: kubectl mailrelay/);
-    const help = await run(process.execPath, [PLUGIN, '--help'], env);
+    const help = await plugin(['--help']);
     assert.equal(help.status, 0);
     assert.match(help.stdout, /usage: kubectl mailrelay/);
-    const noKube = await run(process.execPath, [PLUGIN, '-n', NS, 'edge', 'queue', 'list'], { KUBECONFIG: '/nonexistent/kubeconfig' });
+    const noKube = await plugin(['--kubeconfig', '/nonexistent/kubeconfig', '-n', NS, 'edge', 'queue', 'list']);
     assert.equal(noKube.status, 1);
     assert.match(noKube.stderr, /kubeconfig/);
   });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { main } from '../../relay/main.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/mailrelay.mjs', import.meta.url));
 const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,6 +32,14 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): P
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/** The same CLI in this process (the conventions live in main(); a few cases below also run the real launcher). */
+async function inProcess(args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const status = await main(args, { out: (t) => { stdout += t; }, err: (t) => { stderr += t; } });
+  return { status, stdout, stderr };
 }
 
 function relayConfig(overrides: object = {}): string {
@@ -60,11 +69,10 @@ const SUBCOMMANDS = [
 describe('mailrelay CLI conventions', () => {
   it('--help and -h print usage on stdout and exit 0, for the command and every subcommand', async () => {
     const all = [[], ...SUBCOMMANDS].flatMap((sub) => [[...sub, '--help'], ...(sub.length <= 1 ? [[...sub, '-h']] : [])]);
-    // A few at a time: each is a Node process, and the machine is shared.
     const runs: { args: string[]; r: Run }[] = [];
-    for (let i = 0; i < all.length; i += 4) {
-      runs.push(...await Promise.all(all.slice(i, i + 4).map(async (args) => ({ args, r: await cli(args, { KUBECONFIG: '/nonexistent' }) }))));
-    }
+    // The operator writes its help itself (it is a long-running process of its own): run it for real, as the launcher.
+    for (const args of all) runs.push({ args, r: args[0] === 'operator' ? await cli(args, { KUBECONFIG: '/nonexistent' }) : await inProcess(args) });
+    runs.push({ args: ['--help'], r: await cli(['--help']) });
     for (const { args, r } of runs) {
       assert.equal(r.status, 0, `mailrelay ${args.join(' ')}: exit ${r.status}, stderr: ${r.stderr}`);
       assert.match(r.stdout, /^usage: mailrelay/m, `mailrelay ${args.join(' ')} prints usage on stdout`);
@@ -74,16 +82,19 @@ describe('mailrelay CLI conventions', () => {
 
   it('no arguments, or an unknown subcommand: usage on stderr, exit 2', async () => {
     for (const args of [[], ['frobnicate'], ['queue'], ['queue', 'frobnicate']]) {
-      const r = await cli(args);
+      const r = await inProcess(args);
       assert.equal(r.status, 2, `mailrelay ${args.join(' ')}`);
       assert.match(r.stderr, /usage: mailrelay/);
       assert.equal(r.stdout, '');
     }
+    const real = await cli([]);
+    assert.equal(real.status, 2, 'the launcher passes the exit code on');
+    assert.match(real.stderr, /usage: mailrelay/);
   });
 
   it('--version prints the package version on stdout, exit 0', async () => {
     for (const flag of ['--version', '-V', 'version']) {
-      const r = await cli([flag]);
+      const r = flag === '--version' ? await cli([flag]) : await inProcess([flag]);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout.trim(), `mailrelay ${PACKAGE.version}`);
     }
@@ -102,7 +113,7 @@ describe('mailrelay CLI conventions', () => {
       [['queue', 'show'], /queue show: a message id is required/],
     ];
     for (const [args, re] of cases) {
-      const r = await cli(args);
+      const r = await inProcess(args);
       assert.equal(r.status, 2, `mailrelay ${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, re, `mailrelay ${args.join(' ')}`);
       assert.doesNotMatch(r.stderr, /NaN|\n\s+at .*:\d+:\d+\)?\n/, 'no NaN, no stack trace');
@@ -126,7 +137,7 @@ describe('mailrelay CLI conventions', () => {
   it('drain against a dead URL says what it tried', async () => {
     const { server, port } = await listening();
     await new Promise<void>((r) => server.close(() => r()));
-    const r = await cli(['drain', '--url', `http://127.0.0.1:${port}`, '--timeout', '2']);
+    const r = await inProcess(['drain', '--url', `http://127.0.0.1:${port}`, '--timeout', '2']);
     assert.equal(r.status, 1);
     assert.match(r.stderr, new RegExp(`mailrelay drain: POST http://127\\.0\\.0\\.1:${port}/drain failed: connection refused \\(ECONNREFUSED\\)`));
   });

@@ -15,6 +15,7 @@ import pino from 'pino';
 import { startFaultServer, type FaultServer } from '../peers/fault-server.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import type { RelayHandle } from '../../relay/service.ts';
+import { main } from '../../relay/main.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/mailrelay.mjs', import.meta.url));
 
@@ -33,6 +34,20 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/** `mailrelay ARGS` in this process: the CLI's code without a Node start per call (the launcher runs for real in a few cases). */
+async function inProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    const status = await main(args, { out: (t) => { stdout += t; }, err: (t) => { stderr += t; } });
+    return { status, stdout, stderr };
+  } finally {
+    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+  }
 }
 
 async function send(port: number, from: string, to: string[], subject: string): Promise<string> {
@@ -56,7 +71,7 @@ describe('mailrelay queue against a live relay', () => {
   let peer: FaultServer;
   let relay: RelayHandle;
   let url: string;
-  const q = async (...args: string[]): Promise<Run> => cli(['queue', ...args, '--url', url]);
+  const q = async (...args: string[]): Promise<Run> => inProcess(['queue', ...args, '--url', url]);
   const json = async <T>(...args: string[]): Promise<T> => {
     const r = await q(...args, '--json');
     assert.equal(r.status, 0, `queue ${args.join(' ')}: ${r.stderr}`);
@@ -86,7 +101,7 @@ describe('mailrelay queue against a live relay', () => {
   });
 
   it('list: a table like mailq, JSON, and filters by state, destination, sender and age', async () => {
-    const table = await q('list');
+    const table = await cli(['queue', 'list', '--url', url]);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /^ID\s+STATE\s+AGE\s+SIZE\s+RCPTS\s+FROM\s+NEXT\s+LAST REPLY$/m);
     assert.match(table.stdout, new RegExp(`^${ids.a}\\s+deferred\\s+\\S+\\s+\\S+\\s+1/2\\s+alice@sender\\.test\\s+in \\S+\\s+451 4\\.4\\.1 Destination is down`, 'm'));
@@ -189,16 +204,16 @@ describe('queue API access control', () => {
     const relay = await startTestRelay(1, { http: { drainTokenFile: tokenFile, trustLoopback: false } }, { log: pino({ level: 'info' }, sink) });
     try {
       const url = `http://127.0.0.1:${relay.httpPort}`;
-      const none = await cli(['queue', 'list', '--url', url]);
+      const none = await inProcess(['queue', 'list', '--url', url]);
       assert.equal(none.status, 1);
       assert.match(none.stderr, /answered 401: the queue API needs the drain token/);
-      const wrong = await cli(['queue', 'list', '--url', url, '--token-file', wrongFile]);
+      const wrong = await inProcess(['queue', 'list', '--url', url, '--token-file', wrongFile]);
       assert.equal(wrong.status, 1);
       assert.match(wrong.stderr, /answered 403/);
       const ok = await cli(['queue', 'list', '--url', url, '--token-file', tokenFile]);
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /-- 0 messages/);
-      const viaEnv = await cli(['queue', 'list', '--url', url], { MAILRELAY_TOKEN_FILE: tokenFile });
+      const viaEnv = await inProcess(['queue', 'list', '--url', url], { MAILRELAY_TOKEN_FILE: tokenFile });
       assert.equal(viaEnv.status, 0, viaEnv.stderr);
       const refused = lines.filter((l) => l.audit === true && (l.status === 403 || l.status === 401));
       assert.equal(refused.length, 2, JSON.stringify(lines));
