@@ -3,7 +3,7 @@
 // permanent failures and expiries into DSNs. Nothing that got a 250 is dropped: every
 // recipient ends delivered or bounced (or expired, which bounces too).
 import type { RelayMetrics } from '../metrics.ts';
-import type { DeliveryEngine, DeliveryResult } from '../outbound/engine.ts';
+import type { DeliveryEngine } from '../outbound/engine.ts';
 import type { Spool } from '../spool/index.ts';
 import type { QueuedMessage, RecipientState, RecipientUpdate, SpoolRecipient } from '../spool/record.ts';
 import { buildDsn, dsnBodyType, shouldNotify } from '../dsn/index.ts';
