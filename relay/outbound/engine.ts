@@ -292,6 +292,14 @@ export class DeliveryEngine {
         if (step.confirmed !== null) this.learn(key, step.confirmed);
         const host = conn.target.host;
         await settle(step.settled.map((x) => ({ ...x.result, host })));
+        // A server that refused a RCPT for now (other than "too many", which is retried right
+        // here) may be counting recipients per connection: haraka-plugin-limit answers 450
+        // to every RCPT past its limit on the connection. Never hand such a connection to
+        // the next transaction; the next one opens a fresh connection.
+        if (r.recipients.some((x) => x.verdict.status === 'deferred' && !x.verdict.sameConnection && x.rcptReply !== null && x.rcptReply.code >= 400 && x.rcptReply.code < 500)) {
+          pool.release(conn, false);
+          conn = null;
+        }
         if (step.stop) {
           stopReason = { ...step.stop, reply: null };
           break;

@@ -216,7 +216,8 @@ exports.hook_queue = function (next, connection) {
     for (const r of txn.rcpt_to) fs.writeFileSync(path.join(process.env.INTEROP_STORE, txn.uuid + '__' + r.user + '@' + r.host), data);
     next(OK);
   });
-  txn.message_stream.pipe(sink, { dot_stuffed: false });
+  // haraka-message-stream: dot_stuffed: true gives the message unstuffed (as for local delivery).
+  txn.message_stream.pipe(sink, { dot_stuffed: true });
 };
 `;
 
