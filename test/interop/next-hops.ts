@@ -18,7 +18,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import { startPostfix } from '../../bench/relay-postfix.ts';
 import { freePort, waitListening } from '../../bench/relay-procs.ts';
 import { startFaultServer } from '../peers/fault-server.ts';
-import { installHaraka, toolCacheDir } from '../peers/haraka.ts';
+import { installHaraka } from '../peers/haraka.ts';
 
 /** One message as a next hop stored it for one recipient. */
 export interface Stored {
