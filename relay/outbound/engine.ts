@@ -5,10 +5,12 @@
 // next transaction of that destination: the scheduler records them durably in between, so a
 // crash can resend only an unrecorded recipient, never a recorded one.
 import { promises as dnsp } from 'node:dns';
+import { Readable } from 'node:stream';
 import net from 'node:net';
 import type { RelayMetrics } from '../metrics.ts';
 import type { OverQuotaPolicy, Verdict } from '../protocol/classify.ts';
 import type { RecipientResult, SessionTlsPolicy, TransactionResult, TxRecipient } from '../protocol/client-session.ts';
+import { type Downgrade, downgradeTo7bit } from '../protocol/downgrade.ts';
 import { type Reply, makeReply } from '../protocol/reply.ts';
 import { type BodySource, type ConnectionTimeouts, SessionFailure, SmtpConnection, type Target } from './connection.ts';
 import { type MxResolver, type Route, makeResolver, resolveRoute } from './mx.ts';
@@ -256,6 +258,7 @@ export class DeliveryEngine {
     let conn: SmtpConnection | null = null;
     let progress = true;
     let stopReason: { verdict: Verdict; reply: Reply | null; note: string } | null = null;
+    let converted: Promise<Downgrade> | null = null;
     const settle = async (settled: DeliveryResult[]) => {
       const m = this.opts.metrics;
       // Deferrals to the schedule are counted once here; put-backs on the connection in observeTransaction.
@@ -280,12 +283,28 @@ export class DeliveryEngine {
             break;
           }
         }
+        let body = msg.body;
+        let eightBit = msg.eightBit;
+        let size = msg.size;
+        if (msg.eightBit && !conn.capabilities.eightBitMime) {
+          // RFC 6152 §3: convert to 7 bits for a next hop without 8BITMIME, or bounce (5.6.3).
+          converted ??= readAll(msg.body).then(downgradeTo7bit);
+          const d = await converted;
+          if (!d.ok) {
+            stopReason = { verdict: { status: 'failed', reason: 'permanent' }, reply: makeReply(554, `5.6.3 The next hop does not support 8BITMIME and the message cannot be converted to 7 bits: ${d.reason}`), note: d.reason };
+            break;
+          }
+          const bytes = d.bytes;
+          body = () => Readable.from([bytes]);
+          eightBit = false;
+          size = bytes.length;
+        }
         const batch = nextBatch(plan);
         const started = performance.now();
         const r = await conn.send({
-          from: msg.from, recipients: batch.map((q) => q.rcpt), size: msg.size, eightBit: msg.eightBit, smtputf8: msg.smtputf8,
+          from: msg.from, recipients: batch.map((q) => q.rcpt), size, eightBit, smtputf8: msg.smtputf8,
           ret: msg.ret, envid: msg.envid,
-        }, msg.body);
+        }, body);
         this.observeTransaction(r, (performance.now() - started) / 1000);
         const step = applyResult(plan, batch, r);
         plan = step.plan;
@@ -335,6 +354,13 @@ export class DeliveryEngine {
     if (result === 'partial') m.partialDeliveries.inc();
     m.deliveryAttempts.inc({ result });
   }
+}
+
+/** Reads a body source whole (only for the rare message that must be converted to 7 bits). */
+async function readAll(source: BodySource): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of source()) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
 }
 
 /** Builds engine options from the relay config's delivery section (seconds -> ms). */
