@@ -16,7 +16,7 @@ if [ -x "$dest/usr/sbin/exim4" ] && "$dest/usr/sbin/exim4" -C /dev/null -bV >/de
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp" # apt-get download fetches as the _apt user
-(cd "$tmp" && apt-get download -q exim4-daemon-light)
+(cd "$tmp" && { apt-get download -q exim4-daemon-light || { apt-get update -q && apt-get download -q exim4-daemon-light; }; })
 mkdir -p "$dest"
 dpkg-deb -x "$tmp"/exim4-daemon-light_*.deb "$dest"
 "$dest/usr/sbin/exim4" -C /dev/null -bV | head -1
