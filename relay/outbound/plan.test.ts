@@ -165,3 +165,17 @@ test('a recipient refused 452 whenever it is not first ends deferred, never loop
   assert.deepEqual(o.status, { 'u01@x.test': 'accepted', 'u02@x.test': 'deferred:temporary_reply', 'u03@x.test': 'accepted' });
   assert.equal(o.transactions.length, 2);
 });
+
+test('Exim recipients_max_reject with a full mailbox inside the limit: only the full mailboxes bounce', () => {
+  const addrs = rc(14);
+  const quota = [addrs[4]!, addrs[11]!, addrs[13]!];
+  // Exim counts every RCPT against recipients_max, refused or not, and refuses the data after a surplus.
+  const model: Model = {
+    rcpt: (a, pos) => (pos >= 10 ? '552 too many recipients' : quota.includes(a) ? '552 5.2.2 Mailbox full' : '250 Accepted'),
+    dot: (acc, refused) => (acc.length + refused.length > 10 ? '554 Too many recipients' : '250 OK'),
+  };
+  const o = simulate(model, addrs, 100);
+  const want = all(addrs, 'accepted');
+  for (const q of quota) want[q] = 'failed:over_quota';
+  assert.deepEqual(o.status, want);
+});

@@ -95,21 +95,29 @@ export function applyResult(plan: Plan, batch: readonly Queued[], result: Transa
     settled.push({ index: q.index, result: r });
   });
 
-  // The previous candidate is settled by this transaction: confirmed if its first refused
-  // recipient, now the first RCPT, was accepted; dropped otherwise (that was its mailbox).
+  // The previous candidate is settled once its recipient was in a transaction again (within
+  // the candidate's size): confirmed if it was accepted there, dropped if it was refused
+  // (then that refusal was about its mailbox).
   let learned = plan.learned;
   let confirmed: number | null = null;
-  const first = result.recipients[0];
-  if (plan.candidate && first && batch[0]!.rcpt.address === plan.candidate.address && first.rcptReply !== null &&
-    first.rcptReply.code >= 200 && first.rcptReply.code < 300) {
-    confirmed = plan.candidate.limit;
-    learned = Math.min(learned ?? Infinity, confirmed);
+  let candidate = plan.candidate;
+  if (candidate) {
+    const i = batch.findIndex((q) => q.rcpt.address === candidate!.address);
+    const reply = i >= 0 ? result.recipients[i]!.rcptReply : null;
+    if (reply !== null) {
+      if (reply.code >= 200 && reply.code < 300) {
+        confirmed = candidate.limit;
+        learned = Math.min(learned ?? Infinity, confirmed);
+      }
+      candidate = null;
+    }
   }
-  // A new candidate: where this transaction's refusals started, named by the first refused
-  // recipient (a RCPT that got a reply, not one left unsent), which now leads the queue.
-  let candidate: Plan['candidate'] = null;
+  // A new candidate: where this transaction's trailing run of "too many" refusals started,
+  // named by the first refused recipient of that run.
   if (result.learnedLimit !== null && result.learnedLimit >= 1) {
-    const i = result.recipients.findIndex((r) => r.rcptReply !== null && r.rcptReply.code >= 400 && r.verdict.status === 'deferred' && r.verdict.sameConnection);
+    let lastAccepted = -1;
+    result.recipients.forEach((r, i) => { if (r.rcptReply !== null && r.rcptReply.code >= 200 && r.rcptReply.code < 300) lastAccepted = i; });
+    const i = result.recipients.findIndex((r, j) => j > lastAccepted && r.rcptReply !== null && r.rcptReply.code >= 400 && r.verdict.status === 'deferred' && r.verdict.sameConnection);
     const q = i >= 0 ? batch[i]! : undefined;
     if (q && again.some((a) => a.index === q.index)) candidate = { limit: result.learnedLimit, address: q.rcpt.address };
   }

@@ -598,20 +598,26 @@ function finish(s: SessionState, actions: SessionAction[], needRset: boolean): v
   }
 }
 
-/** The limit pattern: "too many" refusals from some position to the last RCPT sent, none accepted after the first. */
+/**
+ * The limit pattern: the RCPTs end in a run of "too many" refusals (those never sent count
+ * too) after at least one acceptance. Returns how many were accepted before that run, or
+ * null. Refusals earlier in the transaction, with acceptances after them, were about their
+ * own mailboxes and are not part of it.
+ */
 function limitPosition(tx: TxState): number | null {
-  let accepted = 0;
-  let at: number | null = null;
-  for (const sl of tx.slots) {
-    if (!sl.verdict || sl.reply === null) continue;
-    if (sl.verdict.status === 'accepted') {
-      if (at !== null) return null;
-      accepted++;
-    } else if (sl.verdict.status === 'deferred' && sl.verdict.reason === 'too_many_recipients' && sl.verdict.sameConnection && at === null) {
-      at = accepted;
+  let i = tx.slots.length - 1;
+  let refusals = 0;
+  for (; i >= 0; i--) {
+    const sl = tx.slots[i]!;
+    if (sl.verdict === null) continue; // never sent (lock-step stopped at the limit)
+    if (sl.verdict.status === 'deferred' && sl.verdict.reason === 'too_many_recipients' && sl.verdict.sameConnection) {
+      refusals++;
+      continue;
     }
+    break;
   }
-  return at;
+  if (refusals === 0 || i < 0 || tx.slots[i]!.verdict?.status !== 'accepted') return null;
+  return tx.accepted;
 }
 
 function buildResult(s: SessionState, tx: TxState, lost: { verdict: Verdict; reply: Reply | null; note: string } | null): TransactionResult {
