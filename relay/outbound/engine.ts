@@ -17,6 +17,8 @@ import { type Reply, makeReply } from '../protocol/reply.ts';
 import { type BodySource, type ConnectionTimeouts, SessionFailure, SmtpConnection, type Target } from './connection.ts';
 import { type MxResolver, type Route, makeResolver, resolveRoute } from './mx.ts';
 import { DestinationPool } from './pool.ts';
+import { type MxTls, type SmarthostTls, type TlsPlan, mxPlan, smarthostPlan, tlsReportResult } from './tls-plan.ts';
+import type { StsPolicy } from '../mta-sts/policy.ts';
 
 /** A message to deliver: envelope, DSN parameters and a body source (re-readable per transaction). */
 export interface OutboundMessage {
@@ -37,6 +39,12 @@ export interface OutboundMessage {
   onTransaction?: (settled: DeliveryResult[]) => Promise<void>;
 }
 
+/** Where MX delivery gets a recipient domain's MTA-STS policy (relay/mta-sts). */
+export interface StsPolicySource {
+  /** The policy to apply to the domain now, or null if it has none (or none could be had). */
+  policyFor(domain: string): Promise<StsPolicy | null>;
+}
+
 /** One recipient's result, with the host that gave it. */
 export interface DeliveryResult extends RecipientResult {
   host: string | null;
@@ -45,10 +53,16 @@ export interface DeliveryResult extends RecipientResult {
 /** Engine settings (the relay config's `delivery` section, in engine units). */
 export interface EngineOptions {
   mode: 'smarthost' | 'mx';
-  smarthost?: { host: string; port: number; tls: SessionTlsPolicy; auth?: { username: string; password: string } };
+  smarthost?: { host: string; port: number; tls: SessionTlsPolicy; auth?: { username: string; password: string } } & Omit<SmarthostTls, 'host' | 'tls'>;
   mxPort: number;
+  /** MX delivery's TLS policy. */
   tls: SessionTlsPolicy;
-  tlsRejectUnauthorized: boolean;
+  /** MX delivery: verify certificates under required/implicit (opportunistic only records). */
+  tlsVerify: boolean;
+  /** MX delivery: CAs trusted for MX certificates (Node's default store plus extras); undefined = the default store. */
+  mxCa?: string[];
+  /** MX delivery: MTA-STS (RFC 8461) policies; absent = MTA-STS off. */
+  mtaSts?: StsPolicySource;
   heloName: string;
   pipelining: boolean;
   chunking: boolean;
@@ -175,23 +189,34 @@ export class DeliveryEngine {
     }
     const sh = this.opts.mode === 'smarthost' ? this.opts.smarthost : undefined;
     let last: SessionFailure | null = null;
-    const policy = sh?.tls ?? this.opts.tls;
-    const attempts = route.hosts.flatMap((h) => [{ h, tls: policy }]);
+    // RFC 8461 applies to MX delivery only, and not to domain literals.
+    const sts = !sh && this.opts.mtaSts && !key.startsWith('[') ? await this.opts.mtaSts.policyFor(key) : null;
+    const mxTls: MxTls = { tls: this.opts.tls, verify: this.opts.tlsVerify, ...(this.opts.mxCa ? { ca: this.opts.mxCa } : {}) };
+    const attempts = route.hosts.map((h) => ({ h, plan: sh ? smarthostPlan(sh) : mxPlan(mxTls, h.host, sts) }));
     for (let i = 0; i < attempts.length; i++) {
-      const { h, tls } = attempts[i]!;
+      const { h, plan } = attempts[i]!;
+      if ('refuse' in plan) {
+        // RFC 8461 §4.1: not a host the domain's enforced policy allows; try the next one.
+        last = new SessionFailure('mta-sts', { status: 'deferred', reason: 'tls', sameConnection: false }, null, plan.refuse, '4.7.5');
+        this.opts.metrics?.tlsSessions.inc({ policy: 'sts-enforce', result: 'validation-failure' });
+        this.opts.log?.warn({ destination: key, host: h.host, address: h.address, stage: 'mta-sts', reason: plan.refuse }, 'connection attempt refused by policy');
+        continue;
+      }
+      const { tls } = plan;
       const target: Target = { host: h.host, address: h.address, port: h.port };
       try {
         return await SmtpConnection.open(target, {
           heloName: this.opts.heloName,
           tls,
-          tlsRejectUnauthorized: this.opts.tlsRejectUnauthorized,
+          tlsVerify: plan.tlsVerify,
+          trust: plan.trust,
           pipelining: this.opts.pipelining,
           chunking: this.opts.chunking,
           overQuotaPolicy: this.opts.overQuotaPolicy,
           auth: sh?.auth,
           timeouts: this.opts.timeouts,
           chunkSize: this.opts.chunkSize,
-          observer: this.observer(),
+          observer: this.observer(plan),
         });
       } catch (err) {
         if (!(err instanceof SessionFailure)) throw err;
@@ -200,17 +225,24 @@ export class DeliveryEngine {
         // A permanent AUTH failure is about our credentials, not the host: stop here.
         if (err.verdict.status === 'failed') break;
         // Opportunistic TLS that fails in the handshake falls back to plaintext on the same
-        // host, as Postfix does at security level "may"; "required" never does.
-        if (tls === 'opportunistic' && err.stage === 'starttls') attempts.splice(i + 1, 0, { h, tls: 'none' });
+        // host, as Postfix does at security level "may"; "required" never does, nor does a
+        // session with credentials (they never go in cleartext).
+        if (tls === 'opportunistic' && err.stage === 'starttls' && !sh?.auth && plan.tlsVerify !== 'enforce') {
+          attempts.splice(i + 1, 0, { h, plan: { ...plan, tls: 'none' } });
+        }
       }
     }
     throw last ?? new SessionFailure('route', { status: 'deferred', reason: 'connection', sameConnection: false }, null, `no host for ${key}`);
   }
 
-  private observer() {
+  private observer(plan: TlsPlan) {
     const m = this.opts.metrics;
     if (!m) return undefined;
     return {
+      tls: (o: Parameters<typeof tlsReportResult>[1]) => {
+        const result = tlsReportResult(plan, o);
+        if (result) m.tlsSessions.inc({ policy: plan.label, result });
+      },
       reply: (r: Reply) => {
         if (r.command) m.smtpReplies.inc({ command: r.command === 'helo' ? 'ehlo' : r.command === 'quit' ? 'rset' : r.command, code: String(r.code) });
       },
@@ -223,7 +255,7 @@ export class DeliveryEngine {
     const pool = this.pool(key);
     let conn: SmtpConnection | null = null;
     let progress = true;
-    let stopReason: { verdict: Verdict; reply: Reply | null; note: string } | null = null;
+    let stopReason: { verdict: Verdict; reply: Reply | null; note: string; status?: string } | null = null;
     try {
       while (remaining.length > 0 && !this.closed) {
         if (!conn || !conn.usable) {
@@ -238,6 +270,7 @@ export class DeliveryEngine {
               verdict: f?.verdict ?? { status: 'deferred', reason: 'connection', sameConnection: false },
               reply: f?.reply ?? null,
               note: f?.message ?? (err as Error).message,
+              ...(f?.status ? { status: f.status } : {}),
             };
             break;
           }
@@ -282,7 +315,8 @@ export class DeliveryEngine {
     for (const rcpt of remaining) {
       if (results.has(rcpt)) continue;
       const verdict: Verdict = fallback.verdict.status === 'deferred' ? { ...fallback.verdict, sameConnection: false } : fallback.verdict;
-      results.set(rcpt, { address: rcpt.address, verdict, reply: fallback.reply, rcptReply: null, class552: null, note: fallback.note, host: null });
+      const status = 'status' in fallback && fallback.status ? { status: fallback.status } : {};
+      results.set(rcpt, { address: rcpt.address, verdict, reply: fallback.reply, rcptReply: null, class552: null, note: fallback.note, host: null, ...status });
     }
     const out = rcpts.map((r) => results.get(r)!);
     const m = this.opts.metrics;
@@ -317,7 +351,14 @@ export class DeliveryEngine {
 /** Builds engine options from the relay config's delivery section (seconds -> ms). */
 export function engineOptionsFromConfig(
   d: import('../config.ts').RelayConfig['delivery'],
-  extra: { heloName: string; smarthostCredentials?: { username: string; password: string }; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver },
+  extra: {
+    heloName: string; smarthostCredentials?: { username: string; password: string }; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver;
+    /** Contents of delivery.smarthost.caFile. */
+    smarthostCa?: string;
+    /** Trust anchors for MX hosts: the default store plus delivery.extraCaFile. */
+    mxCa?: string[];
+    mtaSts?: StsPolicySource;
+  },
 ): EngineOptions {
   const t = d.timeouts;
   const ms = (s: number) => Math.round(s * 1000);
@@ -327,11 +368,16 @@ export function engineOptionsFromConfig(
       ? {
         host: d.smarthost.host, port: d.smarthost.port, tls: d.smarthost.tls,
         auth: extra.smarthostCredentials,
+        ...(d.smarthost.serverName !== undefined ? { serverName: d.smarthost.serverName } : {}),
+        ...(extra.smarthostCa !== undefined ? { ca: extra.smarthostCa } : {}),
+        insecureSkipVerify: d.smarthost.insecureSkipVerify,
       }
       : undefined,
     mxPort: d.mxPort,
     tls: d.tls,
-    tlsRejectUnauthorized: d.tlsRejectUnauthorized,
+    tlsVerify: d.tlsVerify,
+    ...(extra.mxCa ? { mxCa: extra.mxCa } : {}),
+    ...(extra.mtaSts ? { mtaSts: extra.mtaSts } : {}),
     heloName: d.heloName ?? extra.heloName,
     pipelining: d.pipelining,
     chunking: d.chunking,
