@@ -111,6 +111,9 @@ export class Scheduler {
       // Yield to timers and I/O every round: a wake-up chain made only of microtasks (work
       // that settles without I/O) must never starve the rest of the relay.
       await new Promise<void>((r) => setImmediate(r));
+      // stop() may have run while we yielded: its kick() found no waiter to wake, so
+      // going on into the idle wait below would hold stop() up for up to a minute.
+      if (!this.running) break;
       const free = this.o.concurrency - this.inflight.size;
       const ids = free > 0 ? this.o.spool.due(this.clock(), free, this.busy()) : [];
       for (const id of ids) void this.track(id);
