@@ -113,3 +113,25 @@ test('an IP smarthost is not accepted on a certificate for DNS:localhost, even f
   const st = (await relay.spool.load(id)).recipients[0]!.state;
   assert.ok(st.state === 'deferred' && /hostname mismatch/.test(st.lastReply), JSON.stringify(st));
 });
+
+test('insecureSkipVerify is an explicit, loud opt-out: a warning at start, and the mail still goes over TLS only', async (t) => {
+  const attacker = makeSelfSigned({ commonName: 'attacker.invalid', dns: ['attacker.invalid'] });
+  const peer = await startFaultServer({ tls: attacker, auth: { username: 'relay-user', password: 'hunter2' } });
+  const { log, lines } = capturingLog();
+  const relay = await startTestRelay(peer.port, {
+    delivery: {
+      smarthost: {
+        host: '127.0.0.1', port: peer.port, tls: 'required', insecureSkipVerify: true,
+        auth: { username: 'relay-user', passwordFile: passwordFile('hunter2') },
+      },
+    },
+  }, { log });
+  t.after(async () => { await relay.close(); await peer.close(); });
+  const warning = lines.find((l) => /insecureSkipVerify is on/.test(String(l.msg)));
+  assert.ok(warning, 'warned at start');
+  assert.equal(warning.level, 40);
+  assert.match(String(warning.msg), /NOT verified; anyone who can intercept the connection can read the mail and the credentials/);
+  await submit(relay.smtpPort);
+  await peer.waitFor((p) => p.deliveries().get('user@example.com') === 1, 15_000, 'delivered');
+  assert.equal(peer.transactions[0]!.secure, true);
+});
