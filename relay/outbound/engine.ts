@@ -309,14 +309,16 @@ export class DeliveryEngine {
     } finally {
       if (conn) pool.release(conn);
     }
-    const fallback = stopReason ?? {
-      verdict: { status: 'deferred', reason: 'connection', sameConnection: false } as Verdict, reply: null, note: 'not attempted: the connection was lost',
+    const fallback: NonNullable<typeof stopReason> = stopReason ?? {
+      verdict: { status: 'deferred', reason: 'connection', sameConnection: false }, reply: null, note: 'not attempted: the connection was lost',
     };
     for (const rcpt of remaining) {
       if (results.has(rcpt)) continue;
       const verdict: Verdict = fallback.verdict.status === 'deferred' ? { ...fallback.verdict, sameConnection: false } : fallback.verdict;
-      const status = 'status' in fallback && fallback.status ? { status: fallback.status } : {};
-      results.set(rcpt, { address: rcpt.address, verdict, reply: fallback.reply, rcptReply: null, class552: null, note: fallback.note, host: null, ...status });
+      results.set(rcpt, {
+        address: rcpt.address, verdict, reply: fallback.reply, rcptReply: null, class552: null, note: fallback.note, host: null,
+        ...(fallback.status ? { status: fallback.status } : {}),
+      });
     }
     const out = rcpts.map((r) => results.get(r)!);
     const m = this.opts.metrics;
