@@ -67,7 +67,7 @@ async function countingProxy(target: number): Promise<{ port: number; turns: () 
 
 function engine(port: number, o: Partial<EngineOptions>): DeliveryEngine {
   return new DeliveryEngine({
-    mode: 'smarthost', smarthost: { host: '127.0.0.1', port, tls: 'none' }, mxPort: port, tls: 'none', tlsRejectUnauthorized: false,
+    mode: 'smarthost', smarthost: { host: '127.0.0.1', port, tls: 'none' }, mxPort: port, tls: 'none', tlsVerify: false,
     heloName: 'bench.test', pipelining: true, chunking: true, maxRecipientsPerTransaction: 100, concurrencyPerDestination: 8,
     maxMessagesPerConnection: 100000, destinations: {},
     timeouts: { connect: 5000, greeting: 5000, command: 5000, dataInit: 5000, dataBlock: 5000, dataTerm: 5000, idle: 5000 },

@@ -63,3 +63,23 @@ test('the JSON Schema closes every object (additionalProperties: false)', () => 
   walk(relayConfigJsonSchema() as Record<string, unknown>, '');
   assert.deepEqual(open, []);
 });
+
+test('outbound TLS defaults: the smarthost is verified, MX TLS stays opportunistic, MTA-STS is on (issue 9)', () => {
+  const c = parseRelayConfig({ delivery: { mode: 'smarthost', smarthost: { host: 'smtp.example.net' } } });
+  assert.equal(c.delivery.smarthost?.tls, 'required');
+  assert.equal(c.delivery.smarthost?.insecureSkipVerify, false);
+  assert.equal(c.delivery.tls, 'opportunistic');
+  assert.equal(c.delivery.tlsVerify, false);
+  assert.deepEqual(c.delivery.mtaSts, { enabled: true, cacheSize: 10_000, fetchTimeout: 10, port: 443 });
+});
+
+test('credentials with tls none are refused at start: they would never be sent anyway', () => {
+  const sh = { host: 'smtp.example.net', tls: 'none', auth: { username: 'u', passwordFile: '/p' } };
+  assert.throws(() => parseRelayConfig({ delivery: { mode: 'smarthost', smarthost: sh } }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.issues.map((i) => i.path), ['delivery.smarthost.tls']);
+    assert.match(err.message, /credentials are never sent in cleartext/);
+    return true;
+  });
+  for (const tls of ['required', 'implicit', 'opportunistic']) parseRelayConfig({ delivery: { mode: 'smarthost', smarthost: { ...sh, tls } } });
+});

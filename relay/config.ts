@@ -43,20 +43,32 @@ export const DestinationSchema = z.strictObject({
 export const DeliverySchema = z.strictObject({
   mode: z.enum(['smarthost', 'mx']).default('mx').describe('send everything to one smarthost, or to each domain\'s MX hosts'),
   smarthost: z.strictObject({
-    host: z.string().min(1).describe('smarthost hostname or address'),
+    host: z.string().min(1).describe('smarthost hostname or address; its certificate must be valid for this name (or, for an address, carry it as an IP SAN)'),
     port: port.default(587).describe('smarthost port'),
-    tls: TlsPolicySchema.default('required').describe('TLS policy towards the smarthost'),
+    tls: TlsPolicySchema.default('required').describe('TLS policy towards the smarthost; required and implicit verify its certificate (chain and name), opportunistic only records the result'),
+    caFile: z.string().min(1).optional().describe('PEM CA bundle the smarthost certificate must chain to, instead of the default CAs (Mozilla\'s list in Node, plus NODE_EXTRA_CA_CERTS); e.g. a private CA from a Secret'),
+    serverName: z.string().min(1).optional().describe('name the certificate is checked against and sent as SNI, when it differs from host (e.g. host is an address)'),
+    insecureSkipVerify: z.boolean().default(false).describe('do NOT verify the smarthost certificate: anyone who can intercept the connection can read the mail and the credentials. Logged as a warning at start; for tests only'),
     auth: z.strictObject({
       username: z.string().min(1).optional().describe('SMTP AUTH user (or usernameFile)'),
       usernameFile: z.string().min(1).optional().describe('file holding the user name (mounted from the same Secret as the password)'),
       passwordFile: z.string().min(1).describe('file holding the password (mounted from a Secret)'),
     }).refine((a) => (a.username === undefined) !== (a.usernameFile === undefined), {
       message: 'set exactly one of username and usernameFile',
-    }).optional().describe('SMTP AUTH PLAIN/LOGIN credentials for the smarthost'),
+    }).optional().describe('SMTP AUTH PLAIN/LOGIN credentials for the smarthost; sent only over TLS whose certificate was verified (or insecureSkipVerify), never in cleartext'),
+  }).refine((sh) => sh.auth === undefined || sh.tls !== 'none', {
+    message: 'credentials are never sent in cleartext: with auth, tls must be required, implicit or opportunistic (which then needs a verified STARTTLS)', path: ['tls'],
   }).optional(),
   mxPort: port.default(25).describe('port used for MX delivery (25 in production; tests use a loopback port)'),
-  tls: TlsPolicySchema.default('opportunistic').describe('TLS policy for MX delivery'),
-  tlsRejectUnauthorized: z.boolean().default(false).describe('verify remote certificates (MX hosts rarely have valid ones; opportunistic TLS never verifies)'),
+  tls: TlsPolicySchema.default('opportunistic').describe('TLS policy for MX delivery (RFC 7435 opportunistic by default: MX certificates are rarely valid for the MX name)'),
+  tlsVerify: z.boolean().default(false).describe('MX delivery: with tls required or implicit, verify the certificate chain and the MX host name, deferring with 4.7.5 on failure; with opportunistic the result is only counted. MTA-STS enforce verifies regardless'),
+  extraCaFile: z.string().min(1).optional().describe('PEM CA certificates trusted in addition to the default CAs for MX certificates and MTA-STS policy servers (a private or test CA)'),
+  mtaSts: z.strictObject({
+    enabled: z.boolean().default(true).describe('apply MTA-STS (RFC 8461) policies of recipient domains in MX delivery: enforce delivers only to listed MX hosts over verified TLS, testing only counts'),
+    cacheSize: z.number().int().min(1).max(1_000_000).default(10_000).describe('policies kept (least recently used dropped first); persisted in the spool directory across restarts'),
+    fetchTimeout: seconds(10).describe('longest wait for a policy over HTTPS; after it the domain is treated as having no new policy (a cached one still applies)'),
+    port: port.default(443).describe('HTTPS port of mta-sts.<domain> (443 in production; tests use a loopback port)'),
+  }).default({ enabled: true, cacheSize: 10_000, fetchTimeout: 10, port: 443 }).describe('MTA-STS for MX delivery; no effect in smarthost mode'),
   dnsServers: z.array(z.string()).default([]).describe('DNS servers ("ip" or "ip:port") for MX lookups; empty = system resolver'),
   heloName: z.string().optional().describe('name sent in EHLO/HELO; defaults to the relay hostname'),
   pipelining: z.boolean().default(true).describe('use PIPELINING (RFC 2920) when the remote offers it'),

@@ -9,6 +9,12 @@ import { buildInfo } from './version.ts';
 export type ReplyCommand = 'connect' | 'ehlo' | 'helo' | 'mail' | 'rcpt' | 'data' | 'bdat' | 'dot' | 'rset' | 'auth' | 'starttls' | 'quit';
 /** Why a recipient was put back for a later attempt (the `reason` label). */
 export type RetryReason = 'too_many_recipients' | 'temporary_reply' | 'connection' | 'timeout' | 'tls';
+/** The policy an outbound TLS outcome is counted under (the `policy` label; RFC 8460 policy types, plus the smarthost). */
+export const TLS_POLICY_LABELS = ['smarthost', 'sts-enforce', 'sts-testing', 'no-policy'] as const;
+/** Outbound TLS outcomes (the `result` label): success or an RFC 8460 §4.3.1 result type. */
+export const TLS_RESULT_LABELS = ['success', 'starttls-not-supported', 'certificate-host-mismatch', 'certificate-expired', 'certificate-not-trusted', 'validation-failure'] as const;
+/** MTA-STS policy fetch outcomes (the `result` label): fetched, or an RFC 8460 §4.3.2.2 result type. */
+export const STS_FETCH_LABELS = ['fetched', 'sts-policy-fetch-error', 'sts-policy-invalid', 'sts-webpki-invalid'] as const;
 
 /** Builds the relay's metrics on a registry of their own (one per relay, so tests can run several). */
 export function createRelayMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
@@ -23,6 +29,9 @@ export function createRelayMetrics(registry: Registry = new Registry(), opts: { 
   for (const r of ['accepted', 'rejected', 'tempfail'] as const) m.inboundMessages.inc({ result: r }, 0);
   for (const t of ['bounce', 'delay'] as const) m.dsnSent.inc({ type: t }, 0);
   m.partialDeliveries.inc(0);
+  for (const policy of TLS_POLICY_LABELS) for (const result of TLS_RESULT_LABELS) m.tlsSessions.inc({ policy, result }, 0);
+  for (const result of STS_FETCH_LABELS) m.mtaStsFetches.inc({ result }, 0);
+  for (const mode of ['enforce', 'testing', 'none'] as const) m.mtaStsPolicies.set({ mode }, 0);
   m.buildInfo.set(buildInfo(), 1);
   return m;
 }
@@ -140,6 +149,21 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
       name: 'mailrelay_dsn_total',
       help: 'Delivery status notifications generated, by type: bounce (failed) or delay.',
       labelNames: ['type'] as const, registers,
+    }),
+    tlsSessions: new Counter({
+      name: 'mailrelay_tls_sessions_total',
+      help: 'Outbound connections by the TLS policy that applied (smarthost, sts-enforce, sts-testing, no-policy) and the TLS outcome: success, or the RFC 8460 (TLS-RPT) failure type; under sts-enforce and the smarthost, a failure means the host was not used.',
+      labelNames: ['policy', 'result'] as const, registers,
+    }),
+    mtaStsFetches: new Counter({
+      name: 'mailrelay_mta_sts_policy_fetches_total',
+      help: 'MTA-STS (RFC 8461) policy fetches over HTTPS, by result: fetched, or the RFC 8460 type of the failure (sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid).',
+      labelNames: ['result'] as const, registers,
+    }),
+    mtaStsPolicies: new Gauge({
+      name: 'mailrelay_mta_sts_policies',
+      help: 'MTA-STS policies cached and not expired, by mode (enforce, testing, none).',
+      labelNames: ['mode'] as const, registers,
     }),
     draining: new Gauge({
       name: 'mailrelay_draining',

@@ -9,7 +9,9 @@ import pino from 'pino';
 import type { RelayConfig } from './config.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { DeliveryEngine, engineOptionsFromConfig } from './outbound/engine.ts';
-import type { MxResolver } from './outbound/mx.ts';
+import { type MxResolver, makeResolver } from './outbound/mx.ts';
+import { MtaStsPolicies } from './mta-sts/index.ts';
+import { readCaBundle, withDefaultCas } from './outbound/ca-file.ts';
 import { Spool } from './spool/index.ts';
 import { mkdirp } from './spool/disk.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
@@ -33,6 +35,8 @@ export interface RelayRuntimeOptions {
   concurrency?: number;
   /** Reverse DNS of inbound clients (Received headers): a resolver, or false to skip it. Default: the system resolver. */
   reverseDns?: StartInboundOptions['reverseDns'];
+  /** How long an MTA-STS TXT answer is trusted before it is looked at again (default 5 minutes). */
+  mtaStsRecheckMs?: number;
 }
 
 /** A running relay. */
@@ -101,8 +105,31 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   const smarthostCredentials = auth
     ? { username: auth.username ?? readSecret(auth.usernameFile!), password: readSecret(auth.passwordFile) }
     : undefined;
+  // Trust anchors are read once, at start: a missing or empty CA file fails here, naming it.
+  const sh = config.delivery.smarthost;
+  const smarthostCa = config.delivery.mode === 'smarthost' && sh?.caFile ? readCaBundle(sh.caFile, 'delivery.smarthost.caFile') : undefined;
+  const mxCa = config.delivery.extraCaFile ? withDefaultCas(readCaBundle(config.delivery.extraCaFile, 'delivery.extraCaFile')) : undefined;
+  if (config.delivery.mode === 'smarthost' && sh?.insecureSkipVerify) {
+    log.warn({ smarthost: sh.host, tls: sh.tls, credentials: sh.auth !== undefined },
+      'delivery.smarthost.insecureSkipVerify is on: the smarthost certificate is NOT verified; anyone who can intercept the connection can read the mail and the credentials');
+  }
+  // MX lookups and MTA-STS share one resolver (delivery.dnsServers, or the system's).
+  const mxResolver = config.delivery.mode === 'mx'
+    ? rt.resolver ?? makeResolver(config.delivery.dnsServers, Math.min(config.delivery.timeouts.connect * 1000, 10_000))
+    : rt.resolver;
+  const sts = config.delivery.mode === 'mx' && config.delivery.mtaSts.enabled
+    ? await MtaStsPolicies.open({
+      resolver: mxResolver!, port: config.delivery.mtaSts.port, fetchTimeoutMs: config.delivery.mtaSts.fetchTimeout * 1000,
+      cacheSize: config.delivery.mtaSts.cacheSize, file: join(config.spool.dir, 'mta-sts-policies.json'),
+      ...(mxCa ? { ca: mxCa } : {}), ...(rt.mtaStsRecheckMs !== undefined ? { recheckMs: rt.mtaStsRecheckMs } : {}),
+      metrics, log, clock: rt.clock,
+    })
+    : undefined;
   const engine = new DeliveryEngine({
-    ...engineOptionsFromConfig(config.delivery, { heloName: hostname, smarthostCredentials, metrics, log: root.child({ component: 'outbound' }), resolver: rt.resolver }),
+    ...engineOptionsFromConfig(config.delivery, {
+      heloName: hostname, smarthostCredentials, metrics, log: root.child({ component: 'outbound' }), resolver: mxResolver,
+      ...(smarthostCa !== undefined ? { smarthostCa } : {}), ...(mxCa ? { mxCa } : {}), ...(sts ? { mtaSts: sts } : {}),
+    }),
     random: rt.random,
   });
   const scheduler = new Scheduler({
@@ -236,6 +263,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     await inbound.close();
     await scheduler.stop(0);
     await engine.close();
+    await sts?.close();
     await spool.close();
     await http.close();
   };

@@ -64,7 +64,7 @@ export interface OperatorMonitoring {
 }
 
 /** What a referenced Secret key is for; decides its mount path. */
-export type SecretRole = 'tlsCert' | 'tlsKey' | 'authUsers' | 'smarthostUsername' | 'smarthostPassword' | 'dkimKey';
+export type SecretRole = 'tlsCert' | 'tlsKey' | 'authUsers' | 'smarthostUsername' | 'smarthostPassword' | 'smarthostCa' | 'dkimKey';
 
 /** One Secret key the spec references. */
 export interface SecretKeyReference {
@@ -100,6 +100,10 @@ export function referencedSecretKeys(spec: MailRelaySpecDefaulted): SecretKeyRef
     const secretField = 'spec.delivery.smarthost.credentialsSecretRef.name';
     out.push({ name: creds.name, key: creds.usernameKey, role: 'smarthostUsername', field: 'spec.delivery.smarthost.credentialsSecretRef.usernameKey', secretField, reveal: true });
     out.push({ name: creds.name, key: creds.passwordKey, role: 'smarthostPassword', field: 'spec.delivery.smarthost.credentialsSecretRef.passwordKey', secretField, reveal: false });
+  }
+  const ca = spec.delivery.smarthost?.caSecretRef;
+  if (ca) {
+    out.push({ name: ca.name, key: ca.key, role: 'smarthostCa', field: 'spec.delivery.smarthost.caSecretRef.key', secretField: 'spec.delivery.smarthost.caSecretRef.name', reveal: false });
   }
   const dkim = spec.delivery.dkim;
   if (dkim) {

@@ -41,7 +41,7 @@ describe('withDefaults', () => {
   it('fills the smarthost defaults only when a smarthost is given', () => {
     assert.equal(withDefaults({}).delivery.smarthost, undefined);
     const sh = withDefaults({ delivery: { mode: 'smarthost', smarthost: { host: 'smtp.example.net' } } }).delivery.smarthost;
-    assert.deepEqual(sh, { host: 'smtp.example.net', port: 587, tls: 'required' });
+    assert.deepEqual(sh, { host: 'smtp.example.net', port: 587, tls: 'required', insecureSkipVerify: false });
   });
 
   it('does not share objects with its input (pass-through affinity included)', () => {

@@ -17,6 +17,10 @@ const EXAMPLES: Record<string, { bad: MailRelaySpec; good: MailRelaySpec; name?:
     bad: { delivery: { mode: 'smarthost', smarthost: { host: 'h', tls: 'opportunistic', credentialsSecretRef: { name: 'c' } } } },
     good: { delivery: { mode: 'smarthost', smarthost: { host: 'h', tls: 'implicit', credentialsSecretRef: { name: 'c' } } } },
   },
+  'smarthost-ca-or-skip-verify': {
+    bad: { delivery: { mode: 'smarthost', smarthost: { host: 'h', caSecretRef: { name: 'ca' }, insecureSkipVerify: true } } },
+    good: { delivery: { mode: 'smarthost', smarthost: { host: 'h', caSecretRef: { name: 'ca' } } } },
+  },
   'max-age-covers-schedule': { bad: { delivery: { retry: { schedule: ['1m', '2h'], maxAge: '1h' } } }, good: { delivery: { retry: { schedule: ['1m', '2h'], maxAge: '2h' } } } },
   'auth-needs-tls': {
     bad: { auth: { usersSecretRef: { name: 'u' } } },

@@ -94,13 +94,23 @@ export const DeliverySchema = z.object({
     host: z.string().min(1).max(253).regex(HOST, { message: 'not a hostname or IP address' }).describe('smarthost hostname or IP address'),
     port: z.number().int().min(1).max(65535).default(587).describe('smarthost port (587 submission, 465 implicit TLS, 25)'),
     tls: TlsPolicy.default('required')
-      .describe('TLS towards the smarthost: opportunistic (STARTTLS if offered), required (STARTTLS or fail), implicit (TLS from the first byte, port 465), none'),
+      .describe('TLS towards the smarthost: opportunistic (STARTTLS if offered), required (STARTTLS or fail), implicit (TLS from the first byte, port 465), none. required and implicit verify the certificate chain and that it is valid for host (or serverName); a failure defers the mail (4.7.5)'),
+    caSecretRef: secretKeyRef('the PEM CA bundle the smarthost certificate must chain to', 'ca.crt').optional()
+      .describe('CA bundle (e.g. a private CA) trusted for the smarthost instead of the public CAs; the Secret key is mounted into the relay pods and rotating it rolls them'),
+    serverName: z.string().min(1).max(253).regex(HOST, { message: 'not a hostname or IP address' }).optional()
+      .describe('name the smarthost certificate is checked against (and sent as SNI) when it differs from host, e.g. when host is an IP address'),
+    insecureSkipVerify: z.boolean().default(false)
+      .describe('do not verify the smarthost certificate: anyone who can intercept the connection can read the mail and the credentials. The relay logs a warning at start; for tests only'),
     credentialsSecretRef: z.object({
       name: secretName.describe('name of the Secret holding the SMTP AUTH credentials'),
       usernameKey: secretKey('username').describe('key holding the user name'),
       passwordKey: secretKey('password').describe('key holding the password'),
-    }).optional().describe('SMTP AUTH credentials for the smarthost; sent only over TLS'),
+    }).optional().describe('SMTP AUTH credentials for the smarthost; the relay sends them only over TLS whose certificate passed verification (or with insecureSkipVerify), never in cleartext'),
   }).optional().describe('the smarthost all mail is handed to (mode smarthost only)'),
+  mtaSts: z.object({
+    enabled: z.boolean().default(true)
+      .describe('honour recipient domains\' MTA-STS policies (RFC 8461) in mode mx: a domain in enforce mode gets mail only on its listed MX hosts over verified TLS, else the mail is deferred (4.7.5); needs egress to port 443 for the policy fetch'),
+  }).prefault({}).describe('MTA-STS for MX delivery (no effect in mode smarthost)'),
   pipelining: z.boolean().default(true).describe('use PIPELINING (RFC 2920) when the remote server offers it'),
   chunking: z.boolean().default(true).describe('use CHUNKING/BDAT (RFC 3030) when the remote server offers it'),
   maxRecipientsPerTransaction: z.number().int().min(1).max(10000).default(100)
@@ -203,7 +213,7 @@ export const MailRelaySpecSchema = z.object({
       .describe('who may connect to SMTP; empty means pods in the same namespace'),
     metricsFrom: z.array(NetworkPeerSchema).max(64).optional()
       .describe('who may reach the metrics/health port; default any pod in the cluster (Prometheus, the operator)'),
-  }).prefault({}).describe('ingress to SMTP only from allowed clients; egress to SMTP ports and DNS only'),
+  }).prefault({}).describe('ingress to SMTP only from allowed clients; egress to SMTP ports and DNS only (plus HTTPS 443 for MTA-STS policies in mode mx)'),
   service: z.object({
     type: z.enum(['ClusterIP', 'LoadBalancer', 'NodePort']).default('ClusterIP').describe('type of the client Service'),
     port: z.number().int().min(1).max(65535).default(25).describe('SMTP port of the client Service (forwarded to the relay\'s 2525)'),

@@ -68,14 +68,16 @@ describe('NetworkPolicy', () => {
     assert.equal(buildNetworkPolicy(relay({})), undefined);
   });
 
-  it('defaults: SMTP from this namespace, metrics from any pod, egress DNS and SMTP ports', () => {
+  it('defaults: SMTP from this namespace, metrics from any pod, egress DNS, SMTP ports and (MTA-STS in mode mx) HTTPS', () => {
     const np = buildNetworkPolicy(relay({ networkPolicy: { enabled: true } }));
     assert.ok(np);
     validateKubeObject(np);
     assert.deepEqual(np.spec.policyTypes, ['Ingress', 'Egress']);
     assert.deepEqual(np.spec.ingress?.[0], { from: [{ podSelector: {} }], ports: [{ protocol: 'TCP', port: 2525 }] });
     assert.deepEqual(np.spec.ingress?.[1], { from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: 9090 }] });
-    assert.deepEqual(np.spec.egress?.map((e) => e.ports?.map((p) => `${p.protocol}/${p.port}`)), [['UDP/53', 'TCP/53'], ['TCP/25', 'TCP/465', 'TCP/587']]);
+    assert.deepEqual(np.spec.egress?.map((e) => e.ports?.map((p) => `${p.protocol}/${p.port}`)), [['UDP/53', 'TCP/53'], ['TCP/25', 'TCP/443', 'TCP/465', 'TCP/587']]);
+    const noSts = buildNetworkPolicy(relay({ networkPolicy: { enabled: true }, delivery: { mtaSts: { enabled: false } } }));
+    assert.deepEqual(noSts?.spec.egress?.[1]?.ports?.map((p) => p.port), [25, 465, 587], 'no HTTPS without MTA-STS');
   });
 
   it('allows the configured clients and a smarthost on an unusual port', () => {

@@ -27,7 +27,10 @@ describe('buildRelayConfig', () => {
     assert.equal(cfg.log.level, 'debug');
     const d = cfg.delivery;
     assert.equal(d.mode, 'smarthost');
-    assert.deepEqual(d.smarthost, { host: 'smtp.example.net', port: 465, tls: 'implicit', auth: { usernameFile: '/etc/mailrelay/secrets/smarthost/username', passwordFile: '/etc/mailrelay/secrets/smarthost/password' } });
+    assert.deepEqual(d.smarthost, {
+      host: 'smtp.example.net', port: 465, tls: 'implicit', caFile: '/etc/mailrelay/secrets/smarthost-ca/ca.crt', serverName: 'smtp.example.net', insecureSkipVerify: false,
+      auth: { usernameFile: '/etc/mailrelay/secrets/smarthost/username', passwordFile: '/etc/mailrelay/secrets/smarthost/password' },
+    });
     assert.equal(d.heloName, 'relay.example.com');
     assert.equal(d.pipelining, true);
     assert.equal(d.chunking, false);
@@ -63,8 +66,29 @@ describe('buildRelayConfig', () => {
     assert.equal(specFieldOfRelayPath('inbound.relayNetworks.1'), 'spec.relayNetworks[1]');
     assert.equal(specFieldOfRelayPath('delivery.retry.schedule.0'), 'spec.delivery.retry.schedule[0]');
     assert.equal(specFieldOfRelayPath('delivery.smarthost.auth.usernameFile'), 'spec.delivery.smarthost.credentialsSecretRef.usernameKey');
+    assert.equal(specFieldOfRelayPath('delivery.smarthost.caFile'), 'spec.delivery.smarthost.caSecretRef');
+    assert.equal(specFieldOfRelayPath('delivery.mtaSts.enabled'), 'spec.delivery.mtaSts.enabled');
     assert.equal(specFieldOfRelayPath('drain.timeout'), 'spec.drainTimeout');
     assert.equal(specFieldOfRelayPath('something.else'), 'spec');
+  });
+});
+
+describe('outbound TLS trust in the relay config (issue 9)', () => {
+  it('renders the smarthost CA, serverName and the opt-out; verification stays on by default', () => {
+    const base = parseRelayConfig(buildRelayConfig(relay({ delivery: { mode: 'smarthost', smarthost: { host: '192.0.2.10' } } }), { secrets: {} }));
+    assert.equal(base.delivery.smarthost?.insecureSkipVerify, false);
+    assert.equal(base.delivery.smarthost?.caFile, undefined, 'the default CAs');
+    const spec: MailRelaySpec = { delivery: { mode: 'smarthost', smarthost: { host: '192.0.2.10', serverName: 'smtp.example.net', caSecretRef: { name: 'ca' }, insecureSkipVerify: true } } };
+    const cfg = parseRelayConfig(buildRelayConfig(relay(spec), { secrets: {} }));
+    assert.equal(cfg.delivery.smarthost?.caFile, '/etc/mailrelay/secrets/smarthost-ca/ca.crt');
+    assert.equal(cfg.delivery.smarthost?.serverName, 'smtp.example.net');
+    assert.equal(cfg.delivery.smarthost?.insecureSkipVerify, true);
+  });
+
+  it('renders MTA-STS for mode mx, on unless switched off', () => {
+    assert.equal(parseRelayConfig(buildRelayConfig(relay({}), { secrets: {} })).delivery.mtaSts.enabled, true);
+    const off = buildRelayConfig(relay({ delivery: { mtaSts: { enabled: false } } }), { secrets: {} });
+    assert.deepEqual(off.delivery?.mtaSts, { enabled: false });
   });
 });
 

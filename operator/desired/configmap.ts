@@ -25,6 +25,7 @@ const RELAY_TO_SPEC: readonly (readonly [string, string])[] = [
   ['inbound.spf', 'spec.senderVerification.spf'],
   ['delivery.smarthost.auth.usernameFile', 'spec.delivery.smarthost.credentialsSecretRef.usernameKey'],
   ['delivery.smarthost.auth', 'spec.delivery.smarthost.credentialsSecretRef'],
+  ['delivery.smarthost.caFile', 'spec.delivery.smarthost.caSecretRef'],
   ['delivery.dkim.keyFile', 'spec.delivery.dkim.keySecretRef'],
   ['delivery', 'spec.delivery'],
   ['drain.timeout', 'spec.drainTimeout'],
@@ -70,9 +71,13 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
     overQuotaPolicy: d.overQuotaPolicy,
   };
   if (d.heloName) delivery.heloName = d.heloName;
+  if (d.mode === 'mx') delivery.mtaSts = { enabled: d.mtaSts.enabled };
   if (d.smarthost) {
     const sh = d.smarthost;
     delivery.smarthost = { host: sh.host, port: sh.port, tls: sh.tls };
+    if (sh.caSecretRef) delivery.smarthost.caFile = secretFile('smarthostCa');
+    if (sh.serverName) delivery.smarthost.serverName = sh.serverName;
+    if (sh.insecureSkipVerify) delivery.smarthost.insecureSkipVerify = true;
     if (sh.credentialsSecretRef) {
       // Both halves of the credentials are files mounted from the Secret, so the ConfigMap
       // holds no secret and a rotated user name rolls the pods through the config hash.

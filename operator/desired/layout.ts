@@ -30,6 +30,7 @@ export const SECRET_FILE_PATHS: Readonly<Record<SecretRole, string>> = {
   authUsers: 'secrets/auth/users',
   smarthostUsername: 'secrets/smarthost/username',
   smarthostPassword: 'secrets/smarthost/password',
+  smarthostCa: 'secrets/smarthost-ca/ca.crt',
   dkimKey: 'secrets/dkim/private.key',
 };
 

@@ -1,7 +1,8 @@
 // The optional NetworkPolicy. Ingress: SMTP from the allowed clients only, the HTTP
 // port (metrics, health, drain) from metricsFrom. Egress: DNS, and the SMTP ports
-// (25 MX, 465 implicit TLS, 587 submission, plus a smarthost's own port). Nothing
-// else: a compromised relay cannot reach the API server or other services.
+// (25 MX, 465 implicit TLS, 587 submission, plus a smarthost's own port), and in mode
+// mx with MTA-STS, HTTPS (443) for the policy fetch (RFC 8461 §3.3). Nothing else: a
+// compromised relay cannot reach the API server or other services.
 // Wire-format types: @kubernetes/client-node names `from` `_from` (it is a JS keyword to its generator).
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
@@ -16,6 +17,8 @@ import { childNames } from './names.ts';
 
 /** Outbound SMTP ports always allowed: MX (25), implicit TLS (465), submission (587). */
 export const EGRESS_SMTP_PORTS = [25, 465, 587] as const;
+/** HTTPS port of mta-sts.<domain> policy hosts (RFC 8461 §3.3). */
+export const MTA_STS_PORT = 443;
 
 const tcp = (port: number): INetworkPolicyPort => ({ protocol: 'TCP', port });
 
@@ -32,6 +35,7 @@ export function buildNetworkPolicy(mr: MailRelay, _inputs?: MailRelayInputs): (K
   const metricsFrom = np.metricsFrom ? peers(np.metricsFrom) : [{ namespaceSelector: {} }];
   const egressPorts = new Set<number>(EGRESS_SMTP_PORTS);
   if (spec.delivery.smarthost) egressPorts.add(spec.delivery.smarthost.port);
+  if (spec.delivery.mode === 'mx' && spec.delivery.mtaSts.enabled) egressPorts.add(MTA_STS_PORT);
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',

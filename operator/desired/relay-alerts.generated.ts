@@ -70,6 +70,14 @@ export const RELAY_ALERT_TEMPLATES: readonly RelayAlertTemplate[] = [
     "description": "{{ $value | humanizePercentage }} of recipient outcomes in the last 30 minutes were bounces (permanent failures), well above this MailRelay's share over the last day. A sender may be mailing a bad list, or a destination started refusing this relay (blocklisting, SPF/DKIM/DMARC, reputation)."
   },
   {
+    "alert": "MailRelaySmarthostTlsFailing",
+    "expr": "sum by (namespace, mailrelay) (increase(mailrelay_tls_sessions_total{policy=\"smarthost\", result!=\"success\", __MAILRELAY__}[15m])) >= 3\nunless\nsum by (namespace, mailrelay) (increase(mailrelay_tls_sessions_total{policy=\"smarthost\", result=\"success\", __MAILRELAY__}[15m])) > 0",
+    "for": "10m",
+    "severity": "critical",
+    "summary": "MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: TLS to the smarthost fails ({{ printf \"%.0f\" $value }} failed sessions in 15m, none succeeded)",
+    "description": "Every connection to the smarthost in the last 15 minutes failed its TLS check (certificate expired, not trusted, wrong name, or no STARTTLS), so no mail leaves and nothing is sent to it, credentials included. The mail is kept and retried. mailrelay_tls_sessions_total{policy=\"smarthost\"} by result says which check fails; the relay log names the host and the reason."
+  },
+  {
     "alert": "MailRelayInboundTempfail",
     "expr": "sum by (namespace, mailrelay) (rate(mailrelay_inbound_messages_total{result=\"tempfail\", __MAILRELAY__}[5m])) > 0",
     "for": "5m",

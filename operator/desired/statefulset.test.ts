@@ -68,6 +68,7 @@ describe('buildStatefulSet', () => {
       'full-users/users -> secrets/auth/users',
       'full-smarthost/user -> secrets/smarthost/username',
       'full-smarthost/pass -> secrets/smarthost/password',
+      'smarthost-ca/ca.crt -> secrets/smarthost-ca/ca.crt',
       'dkim-key/private.key -> secrets/dkim/private.key',
       'full-drain-token/token -> secrets/drain/token',
     ]);
@@ -174,6 +175,14 @@ describe('buildStatefulSet', () => {
       assert.equal(hashOf(buildStatefulSet(relay(spec), { ...NO_SECRETS, secrets: withToken })), base);
       const other = { ...secrets, 'relay-drain-token': secretInput({ stringData: { token: 'xyz' } }) };
       assert.equal(hashOf(buildStatefulSet(relay(spec), { ...NO_SECRETS, secrets: other })), base);
+    });
+    it('changes when the smarthost CA bundle is rotated (the relay reads it at start)', () => {
+      const caSpec: MailRelaySpec = { delivery: { mode: 'smarthost', smarthost: { host: 'smtp.example.net', caSecretRef: { name: 'ca' } } } };
+      const withCa = (pem: string) => ({ ...NO_SECRETS, secrets: { ca: secretInput({ stringData: { 'ca.crt': pem, other: 'x' } }) } });
+      const one = hashOf(buildStatefulSet(relay(caSpec), withCa('CA-1')));
+      assert.notEqual(hashOf(buildStatefulSet(relay(caSpec), withCa('CA-2'))), one);
+      const sources = buildStatefulSet(relay(caSpec), withCa('CA-1')).spec?.template.spec?.volumes?.find((v) => v.name === 'config')?.projected?.sources ?? [];
+      assert.deepEqual(sources.filter((s) => s.secret?.name === 'ca').map((s) => s.secret?.items), [[{ key: 'ca.crt', path: 'secrets/smarthost-ca/ca.crt' }]]);
     });
     it('does not change with replicas (scaling must not roll the pods)', () => {
       assert.equal(hashOf(buildStatefulSet(relay({ ...spec, replicas: 5 }), { ...NO_SECRETS, secrets })), base);

@@ -10,6 +10,7 @@ import {
   type TransactionResult, bodyAborted, initialSession, pendingTimeout, step,
 } from '../protocol/client-session.ts';
 import type { Verdict } from '../protocol/classify.ts';
+import { type TlsProblem, certificateProblem, handshakeProblem, isCertificateError } from '../protocol/tls-problem.ts';
 
 /** RFC 5321 §4.5.3.2 timeouts in milliseconds. */
 export interface ConnectionTimeouts {
@@ -28,16 +29,42 @@ export interface Target {
   port: number;
 }
 
+/** How the server's certificate is checked. */
+export interface TlsTrust {
+  /**
+   * What the certificate must be valid for: a DNS name (RFC 6125 DNS-ID, also sent as SNI)
+   * or an IP address (matched against iPAddress SANs only; RFC 6066 §3 allows no IP in SNI).
+   * Default: the target's host as configured, never the address it resolved to.
+   */
+  identity?: string;
+  /** PEM CA certificates to trust instead of Node's default store (Mozilla's list plus NODE_EXTRA_CA_CERTS). */
+  ca?: string | string[];
+}
+
+/** How TLS went on one connection, reported once when the session is set up or has failed. */
+export interface TlsOutcome {
+  /** TLS was attempted or required (the policy was not `none`). */
+  wanted: boolean;
+  /** A TLS session was established. */
+  established: boolean;
+  /** Its certificate passed chain and identity checks. */
+  verified: boolean;
+  /** What was missing or wrong, if anything. */
+  problem: TlsProblem | null;
+}
+
 /** Hooks for metrics and logs; all optional. */
 export interface ConnectionObserver {
   reply?(reply: Reply): void;
   wrote?(bytes: number): void;
+  tls?(outcome: TlsOutcome): void;
 }
 
 /** Options for one outbound connection. */
 export interface ConnectionOptions extends SessionOptions {
   timeouts: ConnectionTimeouts;
-  tlsRejectUnauthorized?: boolean;
+  /** Certificate identity and trust anchors (see TlsTrust); verification itself follows `tlsVerify`. */
+  trust?: TlsTrust;
   observer?: ConnectionObserver;
   /** BDAT segment size in bytes. */
   chunkSize?: number;
@@ -50,6 +77,8 @@ export class SessionFailure extends Error {
     readonly verdict: Verdict,
     readonly reply: Reply | null,
     message: string,
+    /** RFC 3463 status of a failure decided locally (no reply), e.g. 4.7.5; null when a reply or the network decided. */
+    readonly status: string | null = null,
   ) {
     super(message);
     this.name = 'SessionFailure';
@@ -65,6 +94,47 @@ const BDAT_WINDOW = 2;
 /** Body bytes gathered before a socket write (fewer syscalls for small messages). */
 const WRITE_BATCH = 64 * 1024;
 
+/** Where the identity check leaves its error for the secureConnect handler. */
+interface IdentityCheck {
+  error: Error | undefined;
+}
+
+/**
+ * TLS client options for a connection. The identity is checked by tls.checkServerIdentity
+ * on the configured name, never on the resolved address and never on Node's fallback
+ * ('localhost' for a socket connected to an IP: issue 9). Under `enforce` Node itself
+ * refuses a failed check (rejectUnauthorized), so nothing is ever written on such a
+ * socket; otherwise the result is read on secureConnect and the session decides.
+ */
+function tlsOptions(target: Target, opts: ConnectionOptions, check: IdentityCheck): tls.ConnectionOptions {
+  const identity = opts.trust?.identity ?? target.host;
+  return {
+    servername: net.isIP(identity) ? undefined : identity,
+    ...(opts.trust?.ca !== undefined ? { ca: opts.trust.ca } : {}),
+    rejectUnauthorized: opts.tlsVerify === 'enforce',
+    minVersion: 'TLSv1.2', // RFC 8996 deprecates TLS 1.0/1.1; RFC 8461 §4.2 asks for 1.2 or later
+    checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => {
+      check.error = checkIdentity(identity, cert);
+      return check.error;
+    },
+  };
+}
+
+/**
+ * tls.checkServerIdentity, minus its fallback to the subject CN when a certificate has no
+ * subjectAltName: RFC 8461 §4.2 requires a DNS-ID SAN, and CN matching is what RFC 6125
+ * §6.4.4 only tolerates for old certificates (Go and browsers refuse it too).
+ */
+export function checkIdentity(identity: string, cert: tls.PeerCertificate): Error | undefined {
+  if (!cert.subjectaltname) {
+    const err = new Error(`certificate has no subjectAltName, so no name or address it is valid for (CN=${cert.subject?.CN ?? ''} is not used)`) as Error & { code: string; reason: string };
+    err.code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+    err.reason = err.message;
+    return err;
+  }
+  return tls.checkServerIdentity(identity, cert);
+}
+
 /** One SMTP client connection driving the pure session over a socket. */
 export class SmtpConnection {
   private state: SessionState;
@@ -77,6 +147,11 @@ export class SmtpConnection {
   private body: BodySource | null = null;
   private closed = false;
   private writeBuf: string[] = [];
+  /** The handshake is under way: a socket error now is a TLS failure. */
+  private handshaking = false;
+  /** The last identity check's error (Node keeps only its code when rejectUnauthorized is off). */
+  private identityCheck: IdentityCheck = { error: undefined };
+  private tlsReported = false;
   /** Transactions completed on this connection. */
   transactions = 0;
   /** Replies received on this connection, in order (for tests and debugging). */
@@ -91,10 +166,13 @@ export class SmtpConnection {
   static open(target: Target, opts: ConnectionOptions): Promise<SmtpConnection> {
     return new Promise<SmtpConnection>((resolve, reject) => {
       const implicit = opts.tls === 'implicit';
+      const identityCheck: IdentityCheck = { error: undefined };
       const socket = implicit
-        ? tls.connect({ host: target.address, port: target.port, servername: net.isIP(target.host) ? undefined : target.host, rejectUnauthorized: opts.tlsRejectUnauthorized ?? false })
+        ? tls.connect({ host: target.address, port: target.port, ...tlsOptions(target, opts, identityCheck) })
         : net.connect({ host: target.address, port: target.port });
       const conn = new SmtpConnection(target, opts, socket);
+      conn.identityCheck = identityCheck;
+      conn.handshaking = implicit;
       conn.readyWaiter = { resolve: () => resolve(conn), reject };
       const connectTimer = setTimeout(() => {
         conn.fail('timeout', `connect to ${target.address}:${target.port} timed out`);
@@ -102,11 +180,27 @@ export class SmtpConnection {
       socket.once(implicit ? 'secureConnect' : 'connect', () => {
         clearTimeout(connectTimer);
         socket.setNoDelay(true);
+        if (implicit) conn.secured(socket as tls.TLSSocket);
         conn.armTimer();
       });
       conn.attach(socket);
       socket.once('close', () => clearTimeout(connectTimer));
     });
+  }
+
+  /** The certificate identity this connection checks. */
+  get identity(): string {
+    return this.opts.trust?.identity ?? this.target.host;
+  }
+
+  /** How TLS went (final once the connection is ready or has failed). */
+  get tlsOutcome(): TlsOutcome {
+    return {
+      wanted: this.opts.tls !== 'none',
+      established: this.state.tls && !this.handshaking,
+      verified: this.state.tls && this.state.tlsVerified,
+      problem: this.state.tlsProblem,
+    };
   }
 
   /** True if another transaction may start on this connection. */
@@ -160,17 +254,45 @@ export class SmtpConnection {
         this.dispatch({ type: 'reply', reply: ev.reply });
       }
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? 'tls' : 'connection', err.message));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.handshaking || err.code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+        // rejectUnauthorized refused the certificate (its code and text are on the error),
+        // or the handshake itself failed.
+        const detail = err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? (err as { reason?: string }).reason ?? err.message : err.message;
+        const problem = isCertificateError(err.code) ? certificateProblem(this.identity, err.code, detail) : handshakeProblem(this.identity, err.message);
+        this.fail('tls', problem.reason, problem);
+        return;
+      }
+      this.fail('connection', err.message);
+    });
     socket.on('close', () => {
       const mid = this.parser.midReply ? ' in the middle of a reply' : '';
       this.fail('connection', `connection closed by ${this.target.host}${mid}`);
     });
   }
 
-  private fail(kind: 'connection' | 'timeout' | 'protocol' | 'tls', message: string): void {
+  private fail(kind: 'connection' | 'timeout' | 'protocol' | 'tls', message: string, problem?: TlsProblem): void {
     if (this.closed) return;
-    this.dispatch({ type: 'error', kind, message });
+    this.dispatch({ type: 'error', kind, message, ...(problem ? { problem } : {}) });
     this.close();
+  }
+
+  /** The handshake finished: tell the session whether the certificate passed (it decides what that means). */
+  private secured(socket: tls.TLSSocket): void {
+    this.handshaking = false;
+    if (socket.authorized) {
+      this.dispatch({ type: 'tls-established', verified: true });
+      return;
+    }
+    const code = typeof socket.authorizationError === 'string' ? socket.authorizationError : (socket.authorizationError as Error | undefined)?.message;
+    const detail = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? (this.identityCheck.error as { reason?: string } | undefined)?.reason : undefined;
+    this.dispatch({ type: 'tls-established', verified: false, problem: certificateProblem(this.identity, code, detail) });
+  }
+
+  private reportTls(): void {
+    if (this.tlsReported) return;
+    this.tlsReported = true;
+    this.opts.observer?.tls?.(this.tlsOutcome);
   }
 
   private close(): void {
@@ -219,6 +341,7 @@ export class SmtpConnection {
       case 'start-tls': this.flush(); this.upgrade(); break;
       case 'send-body': this.flush(); void this.writeBody(a.mode, a.pipelined); break;
       case 'ready': {
+        this.reportTls();
         const w = this.readyWaiter;
         this.readyWaiter = null;
         w?.resolve();
@@ -233,9 +356,10 @@ export class SmtpConnection {
         break;
       }
       case 'session-failed': {
+        this.reportTls();
         const w = this.readyWaiter;
         this.readyWaiter = null;
-        w?.reject(new SessionFailure(a.stage, a.verdict, a.reply, `${this.target.host}[${this.target.address}]:${this.target.port}: ${a.message}`));
+        w?.reject(new SessionFailure(a.stage, a.verdict, a.reply, `${this.target.host}[${this.target.address}]:${this.target.port}: ${a.message}`, a.status ?? null));
         break;
       }
       case 'close': {
@@ -253,15 +377,12 @@ export class SmtpConnection {
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
-    const secure = tls.connect({
-      socket: plain,
-      servername: net.isIP(this.target.host) ? undefined : this.target.host,
-      rejectUnauthorized: this.opts.tls === 'required' ? (this.opts.tlsRejectUnauthorized ?? false) : false,
-    });
+    const secure = tls.connect({ socket: plain, ...tlsOptions(this.target, this.opts, this.identityCheck) });
     this.socket = secure;
     this.parser = new ReplyParser();
+    this.handshaking = true;
     this.attach(secure);
-    secure.once('secureConnect', () => this.dispatch({ type: 'tls-established' }));
+    secure.once('secureConnect', () => this.secured(secure));
   }
 
   private async writeBody(mode: 'data' | 'bdat', pipelined: boolean): Promise<void> {

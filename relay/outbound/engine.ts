@@ -16,6 +16,8 @@ import { type BodySource, type ConnectionTimeouts, SessionFailure, SmtpConnectio
 import { type MxResolver, type Route, makeResolver, resolveRoute } from './mx.ts';
 import { type Plan, applyResult, nextBatch, startPlan, strand } from './plan.ts';
 import { DestinationPool } from './pool.ts';
+import { type MxTls, type SmarthostTls, type TlsPlan, mxPlan, smarthostPlan, tlsReportResult } from './tls-plan.ts';
+import type { StsPolicy } from '../mta-sts/policy.ts';
 
 /** A message to deliver: envelope, DSN parameters and a body source (re-readable per transaction). */
 export interface OutboundMessage {
@@ -30,6 +32,12 @@ export interface OutboundMessage {
   body: BodySource;
 }
 
+/** Where MX delivery gets a recipient domain's MTA-STS policy (relay/mta-sts). */
+export interface StsPolicySource {
+  /** The policy to apply to the domain now, or null if it has none (or none could be had). */
+  policyFor(domain: string): Promise<StsPolicy | null>;
+}
+
 /** One recipient's result, with the host that gave it. */
 export interface DeliveryResult extends RecipientResult {
   host: string | null;
@@ -40,10 +48,16 @@ export interface DeliveryResult extends RecipientResult {
 /** Engine settings (the relay config's `delivery` section, in engine units). */
 export interface EngineOptions {
   mode: 'smarthost' | 'mx';
-  smarthost?: { host: string; port: number; tls: SessionTlsPolicy; auth?: { username: string; password: string } };
+  smarthost?: { host: string; port: number; tls: SessionTlsPolicy; auth?: { username: string; password: string } } & Omit<SmarthostTls, 'host' | 'tls'>;
   mxPort: number;
+  /** MX delivery's TLS policy. */
   tls: SessionTlsPolicy;
-  tlsRejectUnauthorized: boolean;
+  /** MX delivery: verify certificates under required/implicit (opportunistic only records). */
+  tlsVerify: boolean;
+  /** MX delivery: CAs trusted for MX certificates (Node's default store plus extras); undefined = the default store. */
+  mxCa?: string[];
+  /** MX delivery: MTA-STS (RFC 8461) policies; absent = MTA-STS off. */
+  mtaSts?: StsPolicySource;
   heloName: string;
   pipelining: boolean;
   chunking: boolean;
@@ -212,23 +226,34 @@ export class DeliveryEngine {
     }
     const sh = this.opts.mode === 'smarthost' ? this.opts.smarthost : undefined;
     let last: SessionFailure | null = null;
-    const policy = sh?.tls ?? this.opts.tls;
-    const attempts = route.hosts.flatMap((h) => [{ h, tls: policy }]);
+    // RFC 8461 applies to MX delivery only, and not to domain literals.
+    const sts = !sh && this.opts.mtaSts && !key.startsWith('[') ? await this.opts.mtaSts.policyFor(key) : null;
+    const mxTls: MxTls = { tls: this.opts.tls, verify: this.opts.tlsVerify, ...(this.opts.mxCa ? { ca: this.opts.mxCa } : {}) };
+    const attempts = route.hosts.map((h) => ({ h, plan: sh ? smarthostPlan(sh) : mxPlan(mxTls, h.host, sts) }));
     for (let i = 0; i < attempts.length; i++) {
-      const { h, tls } = attempts[i]!;
+      const { h, plan } = attempts[i]!;
+      if ('refuse' in plan) {
+        // RFC 8461 §4.1: not a host the domain's enforced policy allows; try the next one.
+        last = new SessionFailure('mta-sts', { status: 'deferred', reason: 'tls', sameConnection: false }, null, plan.refuse, '4.7.5');
+        this.opts.metrics?.tlsSessions.inc({ policy: 'sts-enforce', result: 'validation-failure' });
+        this.opts.log?.warn({ destination: key, host: h.host, address: h.address, stage: 'mta-sts', reason: plan.refuse }, 'connection attempt refused by policy');
+        continue;
+      }
+      const { tls } = plan;
       const target: Target = { host: h.host, address: h.address, port: h.port };
       try {
         return await SmtpConnection.open(target, {
           heloName: this.opts.heloName,
           tls,
-          tlsRejectUnauthorized: this.opts.tlsRejectUnauthorized,
+          tlsVerify: plan.tlsVerify,
+          trust: plan.trust,
           pipelining: this.opts.pipelining,
           chunking: this.opts.chunking,
           overQuotaPolicy: this.opts.overQuotaPolicy,
           auth: sh?.auth,
           timeouts: this.opts.timeouts,
           chunkSize: this.opts.chunkSize,
-          observer: this.observer(),
+          observer: this.observer(plan),
         });
       } catch (err) {
         if (!(err instanceof SessionFailure)) throw err;
@@ -237,17 +262,24 @@ export class DeliveryEngine {
         // A permanent AUTH failure is about our credentials, not the host: stop here.
         if (err.verdict.status === 'failed') break;
         // Opportunistic TLS that fails in the handshake falls back to plaintext on the same
-        // host, as Postfix does at security level "may"; "required" never does.
-        if (tls === 'opportunistic' && err.stage === 'starttls') attempts.splice(i + 1, 0, { h, tls: 'none' });
+        // host, as Postfix does at security level "may"; "required" never does, nor does a
+        // session with credentials (they never go in cleartext).
+        if (tls === 'opportunistic' && err.stage === 'starttls' && !sh?.auth && plan.tlsVerify !== 'enforce') {
+          attempts.splice(i + 1, 0, { h, plan: { ...plan, tls: 'none' } });
+        }
       }
     }
     throw last ?? new SessionFailure('route', { status: 'deferred', reason: 'connection', sameConnection: false }, null, `no host for ${key}`);
   }
 
-  private observer() {
+  private observer(plan: TlsPlan) {
     const m = this.opts.metrics;
     if (!m) return undefined;
     return {
+      tls: (o: Parameters<typeof tlsReportResult>[1]) => {
+        const result = tlsReportResult(plan, o);
+        if (result) m.tlsSessions.inc({ policy: plan.label, result });
+      },
       reply: (r: Reply) => {
         if (r.command) m.smtpReplies.inc({ command: r.command === 'helo' ? 'ehlo' : r.command === 'quit' ? 'rset' : r.command, code: String(r.code) });
       },
@@ -259,7 +291,7 @@ export class DeliveryEngine {
     const pool = this.pool(key);
     let conn: SmtpConnection | null = null;
     let progress = true;
-    let stopReason: { verdict: Verdict; reply: Reply | null; note: string } | null = null;
+    let stopReason: { verdict: Verdict; reply: Reply | null; note: string; status?: string } | null = null;
     let converted: Promise<Downgrade> | null = null;
     const settle = async (settled: DeliveryResult[]) => {
       const m = this.opts.metrics;
@@ -281,6 +313,7 @@ export class DeliveryEngine {
               verdict: f?.verdict ?? { status: 'deferred', reason: 'connection', sameConnection: false },
               reply: f?.reply ?? null,
               note: f?.message ?? (err as Error).message,
+              ...(f?.status ? { status: f.status } : {}),
             };
             // No connection is an attempt that delivered to nobody: an outage must show there.
             this.opts.metrics?.deliveryAttempts.inc({ result: stopReason.verdict.status === 'failed' ? 'failed' : 'deferred' });
@@ -332,10 +365,12 @@ export class DeliveryEngine {
     } finally {
       if (conn) pool.release(conn);
     }
-    const fallback = stopReason ?? {
-      verdict: { status: 'deferred', reason: 'connection', sameConnection: false } as Verdict, reply: null, note: 'not attempted: the connection was lost',
+    const fallback: NonNullable<typeof stopReason> = stopReason ?? {
+      verdict: { status: 'deferred', reason: 'connection', sameConnection: false }, reply: null, note: 'not attempted: the connection was lost',
     };
-    await settle(strand(plan, fallback.verdict, fallback.reply, fallback.note).map((x) => ({ ...x.result, host: null })));
+    // A local decision (a TLS check) carries its RFC 3463 status into the results.
+    const status = fallback.status ? { status: fallback.status } : {};
+    await settle(strand(plan, fallback.verdict, fallback.reply, fallback.note).map((x) => ({ ...x.result, host: null, ...status })));
   }
 
   private observeTransaction(r: TransactionResult, seconds: number): void {
@@ -370,7 +405,14 @@ async function readAll(source: BodySource): Promise<Buffer> {
 /** Builds engine options from the relay config's delivery section (seconds -> ms). */
 export function engineOptionsFromConfig(
   d: import('../config.ts').RelayConfig['delivery'],
-  extra: { heloName: string; smarthostCredentials?: { username: string; password: string }; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver },
+  extra: {
+    heloName: string; smarthostCredentials?: { username: string; password: string }; metrics?: RelayMetrics; log?: EngineOptions['log']; resolver?: MxResolver;
+    /** Contents of delivery.smarthost.caFile. */
+    smarthostCa?: string;
+    /** Trust anchors for MX hosts: the default store plus delivery.extraCaFile. */
+    mxCa?: string[];
+    mtaSts?: StsPolicySource;
+  },
 ): EngineOptions {
   const t = d.timeouts;
   const ms = (s: number) => Math.round(s * 1000);
@@ -380,11 +422,16 @@ export function engineOptionsFromConfig(
       ? {
         host: d.smarthost.host, port: d.smarthost.port, tls: d.smarthost.tls,
         auth: extra.smarthostCredentials,
+        ...(d.smarthost.serverName !== undefined ? { serverName: d.smarthost.serverName } : {}),
+        ...(extra.smarthostCa !== undefined ? { ca: extra.smarthostCa } : {}),
+        insecureSkipVerify: d.smarthost.insecureSkipVerify,
       }
       : undefined,
     mxPort: d.mxPort,
     tls: d.tls,
-    tlsRejectUnauthorized: d.tlsRejectUnauthorized,
+    tlsVerify: d.tlsVerify,
+    ...(extra.mxCa ? { mxCa: extra.mxCa } : {}),
+    ...(extra.mtaSts ? { mtaSts: extra.mtaSts } : {}),
     heloName: d.heloName ?? extra.heloName,
     pipelining: d.pipelining,
     chunking: d.chunking,

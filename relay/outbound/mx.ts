@@ -9,6 +9,8 @@ export interface MxResolver {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
+  /** TXT records, each a list of strings (MTA-STS discovery, RFC 8461 §3.1). */
+  resolveTxt(name: string): Promise<string[][]>;
 }
 
 /** A host to try, with the address to connect to. */

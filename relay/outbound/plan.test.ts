@@ -16,7 +16,7 @@ interface Model {
 }
 
 function runTransaction(model: Model, rcpts: readonly TxRecipient[], overQuotaPolicy: 'bounce' | 'retry'): TransactionResult {
-  let s: SessionState = initialSession({ heloName: 'c.test', tls: 'none', pipelining: true, chunking: false, overQuotaPolicy });
+  let s: SessionState = initialSession({ heloName: 'c.test', tls: 'none', tlsVerify: 'record', pipelining: true, chunking: false, overQuotaPolicy });
   const feed = (line: string) => {
     const r = step(s, { type: 'reply', reply: makeReply(Number(line.slice(0, 3)), line.slice(4)) });
     s = r.state;

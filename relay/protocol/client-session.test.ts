@@ -7,7 +7,7 @@ import {
 } from './client-session.ts';
 import { makeReply } from './reply.ts';
 
-const opts: SessionOptions = { heloName: 'relay.test', tls: 'none', pipelining: true, chunking: true, overQuotaPolicy: 'bounce' };
+const opts: SessionOptions = { heloName: 'relay.test', tls: 'none', pipelining: true, chunking: true, overQuotaPolicy: 'bounce', tlsVerify: 'record' };
 
 class Driver {
   state: SessionState;
@@ -199,18 +199,22 @@ test('STARTTLS required but not offered fails the session as a TLS deferral', ()
   assert.deepEqual(f.verdict, { status: 'deferred', reason: 'tls', sameConnection: false });
 });
 
-test('EHLO refused with 5xx falls back to HELO (RFC 5321 §3.2); AUTH LOGIN steps', () => {
-  const d = new Driver({ auth: { username: 'u', password: 'p' } });
+test('EHLO refused with 5xx falls back to HELO (RFC 5321 §3.2); AUTH LOGIN steps over verified TLS', () => {
+  const d = new Driver({ tls: 'opportunistic', auth: { username: 'u', password: 'p' } });
   d.reply(220);
   d.takeWrites();
   d.reply(502, '5.5.2 command not recognized');
   assert.equal(d.takeWrites(), 'HELO relay.test\r\n');
   const acts = d.reply(250);
-  assert.ok(acts.some((a) => a.type === 'session-failed'), 'AUTH configured but HELO server has no AUTH');
-  const e = new Driver({ auth: { username: 'u', password: 'p' } });
+  assert.ok(acts.some((a) => a.type === 'session-failed'), 'AUTH configured but a HELO server has no STARTTLS');
+  assert.equal(d.takeWrites(), '', 'no AUTH after HELO');
+  const e = new Driver({ tls: 'required', tlsVerify: 'enforce', auth: { username: 'u', password: 'p' } });
   e.reply(220);
+  e.reply(250, 'mx\nSTARTTLS\nAUTH LOGIN');
+  e.reply(220, 'go ahead');
+  e.feed({ type: 'tls-established', verified: true });
   e.reply(250, 'mx\nAUTH LOGIN');
-  e.takeWrites();
+  assert.equal(e.takeWrites(), 'EHLO relay.test\r\nSTARTTLS\r\nEHLO relay.test\r\nAUTH LOGIN\r\n');
   e.reply(334, 'VXNlcm5hbWU6');
   assert.equal(e.takeWrites(), 'dQ==\r\n');
   e.reply(334, 'UGFzc3dvcmQ6');
@@ -241,4 +245,104 @@ test('a reply split in two shifts the rest: nothing is reported delivered withou
   assert.deepEqual(summary(d.result()), ['deferred:temporary_reply']);
   d.reply(354);                // the real DATA reply arrives where RSET's was expected: the session gives up
   assert.equal(d.state.phase, 'closed');
+});
+
+// Issue 9: the rule for credentials lives here, in the pure session. Each case is a server
+// that would take AUTH; the session must never write it.
+const creds = { username: 'relay-user', password: 'hunter2' };
+const failure = (d: Driver) => {
+  const f = d.actions.find((a) => a.type === 'session-failed');
+  assert.ok(f && f.type === 'session-failed', 'the session failed');
+  return f;
+};
+
+test('credentials are never sent in cleartext, whatever the TLS mode', () => {
+  for (const tls of ['opportunistic', 'none'] as const) {
+    const d = new Driver({ tls, tlsVerify: 'record', auth: creds });
+    d.reply(220);
+    d.reply(250, 'mx\nAUTH PLAIN LOGIN'); // no STARTTLS offered: the attacker stripped it, or the server has none
+    assert.doesNotMatch(d.wrote.join(''), /AUTH/, `tls ${tls}`);
+    const f = failure(d);
+    assert.equal(f.stage, 'auth');
+    assert.deepEqual(f.verdict, { status: 'deferred', reason: 'tls', sameConnection: false }, 'deferred: the mail is kept, not bounced');
+    assert.equal(f.status, '4.7.4');
+    assert.match(f.message, /credentials not sent in cleartext/);
+    assert.equal(d.state.phase, 'closed');
+  }
+});
+
+test('a STARTTLS refused by the server under opportunistic TLS does not let AUTH through in cleartext', () => {
+  const d = new Driver({ tls: 'opportunistic', tlsVerify: 'record', auth: creds });
+  d.reply(220);
+  d.reply(250, 'mx\nSTARTTLS\nAUTH PLAIN');
+  d.reply(454, '4.7.0 TLS not available');
+  assert.doesNotMatch(d.wrote.join(''), /AUTH/);
+  assert.equal(failure(d).status, '4.7.4');
+});
+
+test('credentials are not sent over TLS whose certificate failed verification (opportunistic records, does not trust)', () => {
+  const d = new Driver({ tls: 'opportunistic', tlsVerify: 'record', auth: creds });
+  d.reply(220);
+  d.reply(250, 'mx\nSTARTTLS\nAUTH PLAIN');
+  d.reply(220);
+  d.feed({ type: 'tls-established', verified: false, problem: { type: 'certificate-host-mismatch', reason: 'certificate verification failed for smtp.example.test: hostname mismatch' } });
+  d.reply(250, 'mx\nAUTH PLAIN');
+  assert.doesNotMatch(d.wrote.join(''), /AUTH/);
+  const f = failure(d);
+  assert.equal(f.status, '4.7.5');
+  assert.match(f.message, /credentials not sent: certificate verification failed for smtp\.example\.test: hostname mismatch/);
+});
+
+test('enforce: an unverified certificate ends the session before EHLO, with the reason', () => {
+  const d = new Driver({ tls: 'required', tlsVerify: 'enforce' });
+  d.reply(220);
+  d.reply(250, 'mx\nSTARTTLS');
+  d.reply(220);
+  d.takeWrites();
+  d.feed({ type: 'tls-established', verified: false, problem: { type: 'certificate-expired', reason: 'certificate verification failed for mx.test: certificate has expired' } });
+  assert.equal(d.takeWrites(), '', 'nothing is written over the unverified channel');
+  const f = failure(d);
+  assert.deepEqual([f.stage, f.status, f.message], ['starttls', '4.7.5', 'certificate verification failed for mx.test: certificate has expired']);
+  assert.equal(d.state.tlsProblem?.type, 'certificate-expired');
+});
+
+test('implicit TLS: verification is reported before the greeting; AUTH only if it passed', () => {
+  const ok = new Driver({ tls: 'implicit', tlsVerify: 'enforce', auth: creds });
+  ok.feed({ type: 'tls-established', verified: true });
+  ok.reply(220);
+  ok.reply(250, 'mx\nAUTH PLAIN');
+  assert.match(ok.takeWrites(), /^EHLO relay\.test\r\nAUTH PLAIN AHJlbGF5LXVzZXIAaHVudGVyMg==\r\n$/);
+  // The greeting arrives without a handshake report (a driver bug): the session stays safe.
+  const none = new Driver({ tls: 'implicit', tlsVerify: 'enforce', auth: creds });
+  none.reply(220);
+  none.reply(250, 'mx\nAUTH PLAIN');
+  assert.doesNotMatch(none.wrote.join(''), /AUTH/);
+});
+
+test('insecureSkipVerify (skip) is the one way credentials go over an unverified certificate, and only over TLS', () => {
+  const d = new Driver({ tls: 'required', tlsVerify: 'skip', auth: creds });
+  d.reply(220);
+  d.reply(250, 'mx\nSTARTTLS');
+  d.reply(220);
+  d.feed({ type: 'tls-established', verified: false, problem: { type: 'certificate-not-trusted', reason: 'self-signed' } });
+  d.reply(250, 'mx\nAUTH PLAIN');
+  assert.match(d.takeWrites(), /AUTH PLAIN /);
+  const clear = new Driver({ tls: 'opportunistic', tlsVerify: 'skip', auth: creds });
+  clear.reply(220);
+  clear.reply(250, 'mx\nAUTH PLAIN');
+  assert.doesNotMatch(clear.wrote.join(''), /AUTH/, 'skip never means cleartext');
+});
+
+test('opportunistic without credentials goes on over an unverified certificate, and records why', () => {
+  const d = new Driver({ tls: 'opportunistic', tlsVerify: 'record' });
+  d.reply(220);
+  d.reply(250, 'mx\nSTARTTLS');
+  d.reply(220);
+  d.feed({ type: 'tls-established', verified: false, problem: { type: 'certificate-not-trusted', reason: 'self-signed' } });
+  d.reply(250, 'mx\nPIPELINING');
+  assert.equal(d.state.phase, 'ready');
+  assert.equal(d.state.tlsProblem?.type, 'certificate-not-trusted');
+  const plain = new Driver({ tls: 'opportunistic', tlsVerify: 'record' });
+  plain.handshake(['PIPELINING']);
+  assert.equal(plain.state.tlsProblem?.type, 'starttls-not-supported');
 });

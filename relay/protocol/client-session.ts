@@ -14,9 +14,18 @@ import {
   type OverQuotaPolicy, type Rcpt552Class, type Verdict,
 } from './classify.ts';
 import { type Reply, makeReply } from './reply.ts';
+import { STARTTLS_NOT_OFFERED, type TlsProblem } from './tls-problem.ts';
 
 /** Outbound TLS policy (mirrors relay config). */
 export type SessionTlsPolicy = 'opportunistic' | 'required' | 'implicit' | 'none';
+
+/**
+ * What a certificate that failed verification means for the session (RFC 7435 terms):
+ * `enforce` ends it (deferred, 4.7.5); `record` notes it and goes on encrypted but
+ * unauthenticated, never sending credentials; `skip` accepts it, credentials included
+ * (the smarthost's explicit insecureSkipVerify).
+ */
+export type TlsVerifyMode = 'enforce' | 'record' | 'skip';
 
 /** Fixed settings of one session. */
 export interface SessionOptions {
@@ -25,6 +34,8 @@ export interface SessionOptions {
   pipelining: boolean;
   chunking: boolean;
   overQuotaPolicy: OverQuotaPolicy;
+  /** How an unverified certificate is treated; credentials always need a verified one unless `skip`. */
+  tlsVerify: TlsVerifyMode;
   auth?: { username: string; password: string };
 }
 
@@ -58,6 +69,8 @@ export interface RecipientResult {
   class552: Rcpt552Class | null;
   /** Why there was no reply (connection lost, timeout, never sent because of the limit). */
   note?: string;
+  /** RFC 3463 status of a result decided here rather than by a reply (e.g. 4.7.5 for a failed certificate check). */
+  status?: string;
 }
 
 /** The result of one transaction: one entry per requested recipient, in request order. */
@@ -121,6 +134,10 @@ export interface SessionState {
   opts: SessionOptions;
   caps: Capabilities;
   tls: boolean;
+  /** The certificate passed chain and identity checks (set by the driver on the handshake). */
+  tlsVerified: boolean;
+  /** Why TLS is missing or unverified, once known (for the log, the verdict and TLS-RPT counters). */
+  tlsProblem: TlsProblem | null;
   ehloAfterTls: boolean;
   expect: Expect[];
   tx: TxState | null;
@@ -131,12 +148,12 @@ export interface SessionState {
 /** Inputs to the state machine. */
 export type SessionEvent =
   | { type: 'reply'; reply: Reply }
-  | { type: 'tls-established' }
+  | { type: 'tls-established'; verified: boolean; problem?: TlsProblem }
   | { type: 'begin'; tx: TransactionRequest }
   | { type: 'bdat-chunk'; last: boolean }
   | { type: 'body-done' }
   | { type: 'quit' }
-  | { type: 'error'; kind: 'connection' | 'timeout' | 'protocol' | 'tls'; message: string };
+  | { type: 'error'; kind: 'connection' | 'timeout' | 'protocol' | 'tls'; message: string; problem?: TlsProblem };
 
 /** Outputs of the state machine, carried out by the driver in order. */
 export type SessionAction =
@@ -145,7 +162,7 @@ export type SessionAction =
   | { type: 'send-body'; mode: 'data' | 'bdat'; pipelined: boolean }
   | { type: 'ready' }
   | { type: 'tx-done'; result: TransactionResult }
-  | { type: 'session-failed'; stage: 'connect' | 'ehlo' | 'starttls' | 'auth' | 'protocol'; verdict: Verdict; reply: Reply | null; message: string }
+  | { type: 'session-failed'; stage: 'connect' | 'ehlo' | 'starttls' | 'auth' | 'protocol'; verdict: Verdict; reply: Reply | null; message: string; status?: string }
   | { type: 'reply-seen'; reply: Reply }
   | { type: 'close' };
 
@@ -158,7 +175,7 @@ export interface Step {
 /** A fresh session, waiting for the server's greeting (implicit TLS: the socket is already TLS). */
 export function initialSession(opts: SessionOptions): SessionState {
   return {
-    phase: 'greeting', opts, caps: NO_CAPABILITIES, tls: opts.tls === 'implicit', ehloAfterTls: false,
+    phase: 'greeting', opts, caps: NO_CAPABILITIES, tls: opts.tls === 'implicit', tlsVerified: false, tlsProblem: null, ehloAfterTls: false,
     expect: [{ cmd: 'greeting' }], tx: null, dead: false,
   };
 }
@@ -211,6 +228,15 @@ export function step(state: SessionState, ev: SessionEvent): Step {
     case 'reply': onReply(s, ev.reply, actions); break;
     case 'tls-established': {
       s.tls = true;
+      s.tlsVerified = ev.verified;
+      s.tlsProblem = ev.verified ? null : ev.problem ?? { type: 'validation-failure', reason: 'certificate not verified' };
+      if (!ev.verified && s.opts.tlsVerify === 'enforce') {
+        sessionFailed(s, actions, 'starttls', null, s.tlsProblem!.reason, TLS_FAILURE);
+        break;
+      }
+      // Implicit TLS (RFC 8314): the handshake came before the greeting; nothing to send yet.
+      if (s.phase === 'greeting') break;
+      if (s.phase !== 'starttls') break;
       s.phase = 'ehlo';
       s.ehloAfterTls = true;
       // RFC 3207 §4.2: forget everything learned before TLS and EHLO again.
@@ -245,7 +271,7 @@ export function step(state: SessionState, ev: SessionEvent): Step {
       s.dead = true;
       break;
     }
-    case 'error': onError(s, ev.kind, ev.message, actions); break;
+    case 'error': onError(s, ev.kind, ev.message, actions, ev.problem); break;
   }
   return { state: s, actions };
 }
@@ -302,6 +328,7 @@ function onReply(s: SessionState, raw: Reply, actions: SessionAction[]): void {
         actions.push({ type: 'start-tls' });
         return;
       }
+      s.tlsProblem = { type: 'starttls-not-supported', reason: `the server refused STARTTLS (${code} ${reply.lines[0] ?? ''})`.trimEnd() };
       if (s.opts.tls === 'required') return sessionFailed(s, actions, 'starttls', reply, `STARTTLS refused (${code}) and TLS is required`);
       // Opportunistic: carry on in plaintext (RFC 3207 §4.1 leaves the decision to the client).
       return afterTls(s, actions);
@@ -350,16 +377,40 @@ function afterEhlo(s: SessionState, actions: SessionAction[]): void {
       write(s, actions, ['STARTTLS'], [{ cmd: 'starttls' }]);
       return;
     }
+    s.tlsProblem = STARTTLS_NOT_OFFERED;
     if (s.opts.tls === 'required') {
-      return sessionFailed(s, actions, 'starttls', null, 'TLS is required but the server does not offer STARTTLS');
+      return sessionFailed(s, actions, 'starttls', null, 'TLS is required but the server does not offer STARTTLS', TLS_UNAVAILABLE);
     }
   }
   afterTls(s, actions);
 }
 
+// RFC 3463 X.7.4 "security features not supported" (no TLS to be had), X.7.5
+// "cryptographic failure" (TLS there, but the certificate or handshake failed): the
+// statuses Postfix gives the same deferrals.
+const TLS_UNAVAILABLE = { verdict: classifyNoReply('tls'), status: '4.7.4' };
+const TLS_FAILURE = { verdict: classifyNoReply('tls'), status: '4.7.5' };
+
+/**
+ * The one rule for credentials (RFC 4954 §4, issue 9): AUTH goes out only over TLS whose
+ * certificate was verified for the configured host, or explicitly not checked (`skip`).
+ * Whatever the TLS mode: a server that offers no STARTTLS, refuses it, or shows a
+ * certificate that fails verification never sees the user name or the password.
+ */
+export function mayAuthenticate(s: Pick<SessionState, 'tls' | 'tlsVerified' | 'opts'>): boolean {
+  return s.tls && (s.tlsVerified || s.opts.tlsVerify === 'skip');
+}
+
 function afterTls(s: SessionState, actions: SessionAction[]): void {
   const auth = s.opts.auth;
   if (!auth) return goReady(s, actions);
+  if (!mayAuthenticate(s)) {
+    if (!s.tls) {
+      const why = s.tlsProblem?.reason ?? (s.opts.tls === 'none' ? 'TLS is off for this destination' : 'the session is not encrypted');
+      return sessionFailed(s, actions, 'auth', null, `credentials not sent in cleartext: ${why}`, TLS_UNAVAILABLE);
+    }
+    return sessionFailed(s, actions, 'auth', null, `credentials not sent: ${s.tlsProblem?.reason ?? 'certificate not verified'}`, TLS_FAILURE);
+  }
   s.phase = 'auth';
   if (s.caps.auth.includes('PLAIN')) {
     const token = Buffer.from(`\0${auth.username}\0${auth.password}`).toString('base64');
@@ -382,17 +433,19 @@ function goReady(s: SessionState, actions: SessionAction[]): void {
   actions.push({ type: 'ready' });
 }
 
+/** Fails the session. `local` gives the verdict and RFC 3463 status of a decision made here, without a reply. */
 function sessionFailed(
   s: SessionState, actions: SessionAction[], stage: 'connect' | 'ehlo' | 'starttls' | 'auth' | 'protocol', reply: Reply | null, message: string,
+  local?: { verdict: Verdict; status: string },
 ): void {
-  const verdict = reply
+  const verdict = local?.verdict ?? (reply
     ? classifySessionFailure(reply, stage === 'protocol' ? 'connect' : stage)
-    : classifyNoReply(stage === 'starttls' ? 'tls' : 'connection');
+    : classifyNoReply(stage === 'starttls' ? 'tls' : 'connection'));
   s.dead = true;
   s.phase = 'closed';
   s.expect = [];
   if (s.tx) failTransactionEarly(s, actions, verdict, reply, message);
-  actions.push({ type: 'session-failed', stage, verdict, reply, message });
+  actions.push({ type: 'session-failed', stage, verdict, reply, message, ...(local ? { status: local.status } : {}) });
   actions.push({ type: 'close' });
 }
 
@@ -663,11 +716,12 @@ function failTransactionEarly(s: SessionState, actions: SessionAction[], verdict
   s.tx = null;
 }
 
-function onError(s: SessionState, kind: 'connection' | 'timeout' | 'protocol' | 'tls', message: string, actions: SessionAction[]): void {
+function onError(s: SessionState, kind: 'connection' | 'timeout' | 'protocol' | 'tls', message: string, actions: SessionAction[], problem?: TlsProblem): void {
   if (s.phase === 'closed' && !s.tx) return;
   // A failure during the TLS handshake (or the EHLO right after it) is a TLS problem,
   // whatever the socket called it: the driver may then retry without TLS if policy allows.
   const inTls = s.phase === 'starttls' || (s.ehloAfterTls && s.phase === 'ehlo');
+  if (problem) s.tlsProblem = problem;
   const verdict = classifyNoReply(inTls ? 'tls' : kind === 'protocol' ? 'connection' : kind);
   const pendingSetup = s.phase === 'greeting' || s.phase === 'ehlo' || s.phase === 'starttls' || s.phase === 'auth';
   // Every command still waiting gets an explicit result: the recipients it covers are
@@ -678,8 +732,9 @@ function onError(s: SessionState, kind: 'connection' | 'timeout' | 'protocol' | 
   const wasQuit = s.phase === 'quit';
   s.phase = 'closed';
   if (pendingSetup) {
-    const stage = inTls || kind === 'tls' ? 'starttls' : kind === 'protocol' ? 'protocol' : 'connect';
-    actions.push({ type: 'session-failed', stage, verdict, reply: null, message: `${kind}: ${message}` });
+    const tlsFailed = inTls || kind === 'tls';
+    const stage = tlsFailed ? 'starttls' : kind === 'protocol' ? 'protocol' : 'connect';
+    actions.push({ type: 'session-failed', stage, verdict, reply: null, message: `${kind}: ${message}`, ...(tlsFailed ? { status: TLS_FAILURE.status } : {}) });
   }
   if (!wasQuit) actions.push({ type: 'close' });
 }

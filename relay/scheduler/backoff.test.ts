@@ -31,3 +31,12 @@ test('results become states with the exact reply; a deferral past max age expire
   assert.ok(near.state === 'deferred' && near.nextAttemptAt === t0 + 3600_000, 'last retry is not scheduled past the max age');
   assert.equal(isExpired(t0, t0 + 3599_999, policy), false);
 });
+
+test('a deferral decided locally keeps its own status (TLS 4.7.5), others without a reply get 4.4.1', async () => {
+  const { resultText } = await import('./backoff.ts');
+  const base = { address: 'a@x', host: null, rcptReply: null, class552: null, reply: null };
+  const tls: DeliveryResult = { ...base, verdict: { status: 'deferred', reason: 'tls', sameConnection: false }, status: '4.7.5', note: 'certificate verification failed for smtp.example.test: certificate has expired' };
+  assert.equal(resultText(tls), '4.7.5 certificate verification failed for smtp.example.test: certificate has expired');
+  const lost: DeliveryResult = { ...base, verdict: { status: 'deferred', reason: 'connection', sameConnection: false }, note: 'connection refused' };
+  assert.equal(resultText(lost), '4.4.1 connection refused');
+});

@@ -34,7 +34,8 @@ export function isExpired(receivedAt: number, now: number, policy: RetryPolicy):
 /** The reply text recorded for a result: the server's exact reply, or why there was none. */
 export function resultText(r: DeliveryResult): string {
   if (r.reply) return replyText(r.reply);
-  return r.verdict.status === 'deferred' ? `4.4.1 ${r.note ?? `no reply (${r.verdict.reason})`}` : `5.0.0 ${r.note ?? 'failed'}`;
+  // A local decision carries its own status (4.7.4/4.7.5 for TLS); otherwise 4.4.1 "no answer from host".
+  return r.verdict.status === 'deferred' ? `${r.status ?? '4.4.1'} ${r.note ?? `no reply (${r.verdict.reason})`}` : `${r.status ?? '5.0.0'} ${r.note ?? 'failed'}`;
 }
 
 /** Maps one delivery result to the recipient's next state. */

@@ -31,3 +31,21 @@ test('a message whose delivery throws stays queued and is not retried in a hot l
   assert.ok(spool.has(msg.id), 'still queued');
   assert.match(errors[0] ?? '', /boom/);
 });
+
+test('stop() called while the loop yields returns at once, without waiting out the idle timer', async (t) => {
+  const spool = await Spool.open(mkdtempSync(join(tmpdir(), 'mailrelay-sched-')), { fsync: false });
+  t.after(() => spool.close());
+  const engine = { deliver: async () => [] } as unknown as DeliveryEngine;
+  const scheduler = new Scheduler({
+    spool, engine, hostname: 'relay.test', dsnFrom: 'MAILER-DAEMON', concurrency: 4,
+    retry: { schedule: [1], jitter: 0, maxAge: 3600 }, delayNotice: { enabled: false, afterSeconds: 3600 },
+  });
+  // start() leaves the loop at its setImmediate yield; stop() runs before it resumes. With
+  // an empty spool the loop's next wait is 60 s, which stop() used to sit out.
+  scheduler.start();
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<string>((r) => { timer = setTimeout(() => r('stuck'), 10_000); });
+  const outcome = await Promise.race([scheduler.stop(0).then(() => 'stopped'), stuck]);
+  clearTimeout(timer);
+  assert.equal(outcome, 'stopped');
+});

@@ -92,7 +92,7 @@ describe('alerting rules', async () => {
       'MailRelayBouncesAboveNormal', 'MailRelayDeliveriesFailing', 'MailRelayDrainingTooLong', 'MailRelayInboundTempfail', 'MailRelayNotReady', 'MailRelayOldestMessageTooOld',
       'MailRelayOperatorMultipleLeaders', 'MailRelayOperatorNoLeader', 'MailRelayOperatorReconcileErrors',
       'MailRelayPartialDeliveriesHigh', 'MailRelayQueueGrowing', 'MailRelayRecipientMailbox552High', 'MailRelayRetryStorm',
-      'MailRelayTargetDown', 'MailRelayTooManyRecipients552',
+      'MailRelaySmarthostTlsFailing', 'MailRelayTargetDown', 'MailRelayTooManyRecipients552',
     ]);
     const byName = new Map(alerts.map((a) => [a.alert, a.expr]));
     assert.match(byName.get('MailRelayRecipientMailbox552High') ?? '', /mailrelay_rcpt_552_total\{class="mailbox"\}/);
@@ -178,7 +178,7 @@ describe('alert values', () => {
   it('renders an empty but valid PrometheusRule when every alert is off', async () => {
     const off = { enabled: false };
     const all = Object.fromEntries(['rcpt552Mailbox', 'rcpt552TooManyRecipients', 'partialDeliveries', 'deliveriesFailing', 'retryStorm', 'queueGrowing', 'oldestMessage', 'bounces',
-      'inboundTempfail', 'drainingTooLong', 'relayDown', 'relaysNotReady', 'operatorNoLeader', 'operatorMultipleLeaders', 'operatorReconcileErrors'].map((k) => [k, off]));
+      'smarthostTls', 'inboundTempfail', 'drainingTooLong', 'relayDown', 'relaysNotReady', 'operatorNoLeader', 'operatorMultipleLeaders', 'operatorReconcileErrors'].map((k) => [k, off]));
     assert.deepEqual(await renderRuleGroups([{ alerts: all }]), []);
   });
 });

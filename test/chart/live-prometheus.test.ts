@@ -106,7 +106,7 @@ function operatorTraffic() {
 
 /** Every alert with for: 0, so "quiet" below means the condition is false, not merely pending. */
 const ALL_ALERTS = ['rcpt552Mailbox', 'rcpt552TooManyRecipients', 'partialDeliveries', 'retryStorm', 'queueGrowing', 'oldestMessage', 'bounces',
-  'inboundTempfail', 'relayDown', 'relaysNotReady', 'operatorNoLeader', 'operatorMultipleLeaders', 'operatorReconcileErrors'];
+  'smarthostTls', 'inboundTempfail', 'relayDown', 'relaysNotReady', 'operatorNoLeader', 'operatorMultipleLeaders', 'operatorReconcileErrors'];
 
 describe('a live Prometheus scraping the real registries', { timeout: 120_000 }, () => {
   let prom: PrometheusHandle;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   type SessionAction, type SessionEvent, type SessionOptions, type SessionState, type TransactionRequest, type TransactionResult,
-  bodyAborted, initialSession, step,
+  bodyAborted, initialSession, mayAuthenticate, step,
 } from '../../relay/protocol/client-session.ts';
 import { ReplyParser } from '../../relay/protocol/reply.ts';
 import { mutatedReplyStream, renderReply, replySpec, type ReplySpec } from './arbitraries.ts';
@@ -55,6 +55,7 @@ const sessionOptions: fc.Arbitrary<SessionOptions> = fc.record({
   pipelining: fc.boolean(),
   chunking: fc.boolean(),
   overQuotaPolicy: fc.constantFrom('bounce' as const, 'retry' as const),
+  tlsVerify: fc.constantFrom('enforce' as const, 'record' as const, 'skip' as const),
   auth: fc.option(fc.constant({ username: 'u', password: 'p' }), { nil: undefined }),
 });
 
@@ -76,6 +77,10 @@ function checkStep(before: SessionState, snapshot: SessionState, ev: SessionEven
       const lines = a.text.split('\r\n');
       assert.equal(lines.pop(), '', 'a write ends with CRLF');
       for (const l of lines) assert.ok(!/[\r\n\0]/.test(l), `CR, LF or NUL inside a command line: ${JSON.stringify(l)}`);
+      // Issue 9: credentials only over TLS whose certificate was verified (or explicitly not checked).
+      if (lines.some((l) => /^AUTH /.test(l)) || before.phase === 'auth') {
+        assert.ok(mayAuthenticate(before), `AUTH written without verified TLS (tls=${before.tls}, verified=${before.tlsVerified}, mode=${before.opts.tlsVerify})`);
+      }
     }
     if (a.type === 'send-body' && a.mode === 'data') {
       assert.ok((before.tx?.accepted ?? 0) > 0, 'DATA body sent with zero accepted recipients');
@@ -100,7 +105,7 @@ export function checkResult(req: TransactionRequest, r: TransactionResult): void
 }
 
 /** Runs the session with a connection-like driver over the script. */
-export function runSession(options: SessionOptions, requests: readonly TransactionRequest[], script: readonly ScriptItem[]): SessionRun {
+export function runSession(options: SessionOptions, requests: readonly TransactionRequest[], script: readonly ScriptItem[], certVerified = true): SessionRun {
   // fast-check builds records without a prototype; plain copies keep the purity check exact.
   const opts: SessionOptions = { ...options };
   const txs = requests.map((t) => ({ ...t, recipients: t.recipients.map((r) => ({ ...r })) }));
@@ -128,7 +133,7 @@ export function runSession(options: SessionOptions, requests: readonly Transacti
           if (a.mode === 'bdat') pending.push({ type: 'bdat-chunk', last: true });
           pending.push({ type: 'body-done' });
           break;
-        case 'start-tls': pending.push({ type: 'tls-established' }); break;
+        case 'start-tls': pending.push(certVerified ? { type: 'tls-established', verified: true } : { type: 'tls-established', verified: false, problem: { type: 'certificate-not-trusted', reason: 'fuzz: not trusted' } }); break;
         case 'tx-done': {
           const req = run.begun[run.done.length];
           assert.ok(req, 'tx-done without a transaction');
@@ -150,6 +155,9 @@ export function runSession(options: SessionOptions, requests: readonly Transacti
     if (ev.type === 'bdat-chunk' && bodyAborted(s)) return;
     dispatch(ev);
   };
+
+  // Implicit TLS: the handshake ends before the greeting, as connection.ts reports it.
+  if (opts.tls === 'implicit') dispatch(certVerified ? { type: 'tls-established', verified: true } : { type: 'tls-established', verified: false });
 
   for (let guard = 0; guard < 1000; guard++) {
     if (!closed && !inTx && s.phase === 'ready' && !s.dead && run.begun.length < txs.length) {
@@ -200,8 +208,9 @@ export const sessionScripts: FuzzTarget = {
     sessionOptions,
     fc.array(txRequest, { minLength: 1, maxLength: 4 }),
     fc.array(scriptItem, { maxLength: 60 }),
-    (opts: SessionOptions, txs: TransactionRequest[], script: ScriptItem[]) => {
-      const run = runSession(opts, txs, script);
+    fc.boolean(),
+    (opts: SessionOptions, txs: TransactionRequest[], script: ScriptItem[], verified: boolean) => {
+      const run = runSession(opts, txs, script, verified);
       assert.equal(run.done.length, run.begun.length, 'every begun transaction got exactly one result');
     },
   ),

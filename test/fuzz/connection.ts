@@ -231,7 +231,7 @@ export const connectionScripts: FuzzTarget = {
       let conn: SmtpConnection | null = null;
       try {
         const opts: ConnectionOptions = {
-          heloName: 'relay.test', tls: 'none', pipelining: o.pipelining, chunking: o.chunking, overQuotaPolicy: 'bounce',
+          heloName: 'relay.test', tls: 'none', tlsVerify: 'record', pipelining: o.pipelining, chunking: o.chunking, overQuotaPolicy: 'bounce',
           chunkSize: o.chunkSize,
           timeouts: { connect: 1000, greeting: TIMEOUT_MS, command: TIMEOUT_MS, dataInit: TIMEOUT_MS, dataBlock: TIMEOUT_MS, dataTerm: TIMEOUT_MS },
         };

@@ -11,7 +11,7 @@ export function engineFor(port: number, overrides: Partial<EngineOptions> = {}):
     smarthost: { host: '127.0.0.1', port, tls: overrides.tls ?? 'none' },
     mxPort: port,
     tls: 'none',
-    tlsRejectUnauthorized: false,
+    tlsVerify: false,
     heloName: 'relay.test',
     pipelining: true,
     chunking: true,

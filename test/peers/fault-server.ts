@@ -50,6 +50,8 @@ export interface FaultServerOptions {
   greeting?: string;
   /** Offer STARTTLS with this key and certificate (absent: no STARTTLS). */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** With `tls`: TLS from the first byte (RFC 8314 implicit TLS, as on port 465) instead of STARTTLS. */
+  implicitTls?: boolean;
   /** Require AUTH PLAIN/LOGIN with these credentials before MAIL. Over plaintext only when `tls` is not set. */
   auth?: { username: string; password: string };
   /** Text after `ESMTP` in the default greeting. */
@@ -136,6 +138,8 @@ export interface FaultServer {
   connections: FaultConnection[];
   /** MAIL commands refused by the sender grammar. */
   mailRejected: Array<{ address: string; reply: string; connectionId: string }>;
+  /** Server names clients asked for in TLS SNI, in order (a handshake without SNI adds nothing). */
+  sniNames: string[];
   /** Per recipient address, how many times a message was accepted for it with a final 250: the "no recipient delivered twice" check. */
   deliveries(): Map<string, number>;
   /** Resolves once `predicate(this)` holds; rejects after `timeoutMs`. */
@@ -309,6 +313,7 @@ export async function startFaultServer(opts: FaultServerOptions = {}): Promise<F
   const transactions: FaultTransaction[] = [];
   const connections: FaultConnection[] = [];
   const mailRejected: FaultServer['mailRejected'] = [];
+  const sniNames: string[] = [];
   let txSeq = 0;
 
   const later = (fn: () => void, ms: number): void => {
@@ -368,6 +373,8 @@ export async function startFaultServer(opts: FaultServerOptions = {}): Promise<F
     closeTimeout: 1_000,
     ...(opts.size !== undefined ? { size: opts.size, rejectOversized: true } : {}),
     ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
+    ...(opts.tls && opts.implicitTls ? { secure: true } : {}),
+    ...(opts.tls ? { SNICallback: (name: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void) => { sniNames.push(name); cb(null); } } : {}),
 
     onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
       const want = opts.auth;
@@ -561,6 +568,7 @@ export async function startFaultServer(opts: FaultServerOptions = {}): Promise<F
     transactions,
     connections,
     mailRejected,
+    sniNames,
     deliveries(): Map<string, number> {
       const m = new Map<string, number>();
       for (const tx of transactions) {

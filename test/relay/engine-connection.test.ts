@@ -34,7 +34,8 @@ test('STARTTLS (required) and AUTH PLAIN to a smarthost; the message travels enc
   const server = await startFaultServer({ tls: cert, auth: { username: 'relay', password: 's3cret' } });
   const { engine } = engineFor(server.port, {
     chunking: false,
-    smarthost: { host: '127.0.0.1', port: server.port, tls: 'required', auth: { username: 'relay', password: 's3cret' } },
+    // The peer's self-signed certificate (SAN IP:127.0.0.1) is the trust anchor: verification is on.
+    smarthost: { host: '127.0.0.1', port: server.port, tls: 'required', auth: { username: 'relay', password: 's3cret' }, ca: cert.cert },
   });
   t.after(async () => { await engine.close(); await server.close(); });
   const [r] = await engine.deliver(message('s@relay.test', ['a@example.com'], 'x\r\n'));
@@ -56,7 +57,7 @@ test('wrong AUTH credentials fail permanently with the server\'s reply', async (
   const cert = makeTestCertificate('localhost');
   const server = await startFaultServer({ tls: cert, auth: { username: 'relay', password: 'right' } });
   const { engine } = engineFor(server.port, {
-    smarthost: { host: '127.0.0.1', port: server.port, tls: 'opportunistic', auth: { username: 'relay', password: 'wrong' } },
+    smarthost: { host: '127.0.0.1', port: server.port, tls: 'opportunistic', auth: { username: 'relay', password: 'wrong' }, ca: cert.cert },
   });
   t.after(async () => { await engine.close(); await server.close(); });
   const [r] = await engine.deliver(message('s@relay.test', ['a@example.com'], 'x\r\n'));

@@ -145,6 +145,15 @@ and
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanizePercentage }} of recipients bounced`
     "description" `{{ $value | humanizePercentage }} of recipient outcomes in the last 30 minutes were bounces (permanent failures), well above this MailRelay's share over the last day. A sender may be mailing a bad list, or a destination started refusing this relay (blocklisting, SPF/DKIM/DMARC, reputation).`) | nindent 0 }}
   {{- end }}{{ end }}
+  {{- with $a.smarthostTls }}{{ if .enabled }}
+  {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelaySmarthostTlsFailing" "cfg" .
+    "expr" (printf `
+sum by (namespace, mailrelay) (increase(mailrelay_tls_sessions_total{policy="smarthost", result!="success"}[15m])) >= %v
+unless
+sum by (namespace, mailrelay) (increase(mailrelay_tls_sessions_total{policy="smarthost", result="success"}[15m])) > 0` .minFailures)
+    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: TLS to the smarthost fails ({{ printf "%.0f" $value }} failed sessions in 15m, none succeeded)`
+    "description" `Every connection to the smarthost in the last 15 minutes failed its TLS check (certificate expired, not trusted, wrong name, or no STARTTLS), so no mail leaves and nothing is sent to it, credentials included. The mail is kept and retried. mailrelay_tls_sessions_total{policy="smarthost"} by result says which check fails; the relay log names the host and the reason.`) | nindent 0 }}
+  {{- end }}{{ end }}
   {{- with $a.inboundTempfail }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayInboundTempfail" "cfg" .
     "expr" (printf `
