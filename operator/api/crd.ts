@@ -67,7 +67,7 @@ export function buildCrd(): V1CustomResourceDefinition {
     },
     spec: {
       group: GROUP,
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: 'mailrelay', shortNames: ['mr'], categories: ['all', 'mail'] },
+      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: 'mailrelay', shortNames: ['mr'], categories: ['mail'] },
       scope: 'Namespaced',
       versions: [{
         name: VERSION,

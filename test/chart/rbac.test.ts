@@ -27,10 +27,15 @@ async function shippedCustomResources(): Promise<{ group: string; plural: string
 const grants = (apiGroup: string, resources: string[], verbs: string[], extra: Partial<RbacRule> = {}): RbacRule[] =>
   resources.flatMap((resource) => verbs.map((verb) => ({ apiGroup, resource, verb, ...extra })));
 
-/** Children: server-side apply (PATCH, also for new objects) and the informers' reads; never created with a POST. */
-const APPLIED = ['get', 'list', 'watch', 'patch'];
-/** Children a spec change can turn off, which the operator then deletes. */
-const PRUNED = [...APPLIED, 'delete'];
+/**
+ * Children: the informers' reads and server-side apply. An apply that creates the object
+ * is authorized as create as well as patch (the real apiserver's patch handler), and
+ * adopting an orphaned child changes its ownerReferences, which
+ * OwnerReferencesPermissionEnforcement allows only with delete; delete also removes
+ * what a spec change turns off.
+ */
+const APPLIED = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
+const PRUNED = APPLIED;
 const READ = ['get', 'list', 'watch'];
 
 /** What the operator needs, in one table: the chart must grant exactly this. */
@@ -54,7 +59,7 @@ async function expectedGrants(namespace: string | undefined): Promise<RbacRule[]
     ...grants('', ['pods'], READ, scope),
     ...grants('', ['events'], ['create', 'patch'], scope),
     // No informers for the monitoring kinds (their CRDs may be missing): GETs only.
-    ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], ['get', 'patch', 'delete'], scope),
+    ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], ['get', 'create', 'patch', 'delete'], scope),
     // Leader election, always in the operator's own namespace.
     ...grants('coordination.k8s.io', ['leases'], ['create'], { namespace: 'mail-system' }),
     ...grants('coordination.k8s.io', ['leases'], ['get', 'update', 'patch'], { namespace: 'mail-system', resourceNames: ['mr-mailrelay-operator-leader'] }),
