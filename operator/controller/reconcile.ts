@@ -57,7 +57,13 @@ export interface ReconcileCaches {
   services: Lookup;
   podDisruptionBudgets: Lookup;
   networkPolicies: Lookup;
-  secrets: Lookup;
+  /** Only the referenced Secrets and drain tokens, read by name (controller/secrets.ts). */
+  secrets: Lookup & {
+    /** Reads the named Secrets of a namespace that are not cached yet. */
+    ensure(namespace: string, names: Iterable<string>): Promise<void>;
+    /** Caches a Secret the operator created. */
+    remember(secret: KubeObject): void;
+  };
   pods: Lookup;
   persistentVolumeClaims: Lookup;
 }
@@ -208,16 +214,17 @@ export class Reconciler {
     const event = (type: EventType, reason: string, message: string) => events.push([type, reason, message]);
 
     // gather
+    const names = childNames(mr);
     let spec: MailRelaySpecDefaulted | undefined;
     try {
       spec = withDefaults(mr.spec);
     } catch {
       // validateMailRelay below names what is wrong.
     }
+    await caches.secrets.ensure(namespace, [...(spec ? referencedSecretKeys(spec).map((r) => r.name) : []), names.drainTokenSecret]);
     const secrets = this.gatherSecrets(mr, spec);
     const capabilities = await this.deps.capabilities();
     const inputs: MailRelayInputs = { secrets, defaultImage: this.deps.defaultImage, capabilities };
-    const names = childNames(mr);
     const liveSts = caches.statefulSets.get(namespace, names.statefulSet);
     const sts = liveSts && controllerOf(liveSts)?.uid === mr.metadata.uid ? liveSts : undefined;
 
@@ -338,7 +345,11 @@ export class Reconciler {
     signal?.throwIfAborted();
     const body = buildDrainTokenSecret(mr, randomBytes(32).toString('base64url')) as V1Secret;
     try {
-      await this.deps.clients.core.createNamespacedSecret({ namespace, body });
+      const created = await this.deps.clients.core.createNamespacedSecret({ namespace, body });
+      this.deps.caches.secrets.remember({
+        apiVersion: 'v1', kind: 'Secret', data: created.data,
+        metadata: { name, namespace, ...(created.metadata?.resourceVersion ? { resourceVersion: created.metadata.resourceVersion } : {}) },
+      } as KubeObject);
       this.deps.log?.debug({ key: objectKey(mr), secret: name }, 'created the drain-token Secret');
     } catch (err) {
       if (!isApiError(err, 409)) throw err;

@@ -53,7 +53,7 @@ async function expectedGrants(namespace: string | undefined): Promise<RbacRule[]
     ...grants('policy', ['poddisruptionbudgets'], PRUNED, scope),
     ...grants('networking.k8s.io', ['networkpolicies'], PRUNED, scope),
     // The drain-token Secret (ADR 0003 R2) is created once; no Secret is ever changed.
-    ...grants('', ['secrets'], [...READ, 'create'], scope),
+    ...grants('', ['secrets'], ['get', 'create'], scope),
     // The spool-state annotation on spool PVCs a scale-down cannot vouch for (ADR 0003).
     ...grants('', ['persistentvolumeclaims'], [...READ, 'patch'], scope),
     ...grants('', ['pods'], READ, scope),
@@ -97,7 +97,7 @@ describe('operator RBAC', () => {
       assert.ok(!['escalate', 'bind', 'impersonate', 'deletecollection'].includes(r.verb), `dangerous verb: ${formatRule(r)}`);
       assert.ok(!(r.apiGroup === 'rbac.authorization.k8s.io' || r.apiGroup === 'apiextensions.k8s.io'), `no RBAC or CRD access: ${formatRule(r)}`);
       // Secrets: read, and create the drain token; never update, patch or delete one (no rotation, no tampering).
-      if (r.resource === 'secrets') assert.ok([...READ, 'create'].includes(r.verb), `secrets are read and created only: ${formatRule(r)}`);
+      if (r.resource === 'secrets') assert.ok(['get', 'create'].includes(r.verb), `secrets are read by name and created only (no list/watch of every Secret): ${formatRule(r)}`);
       if (r.resource === 'pods') assert.ok(READ.includes(r.verb), `pods are read only: ${formatRule(r)}`);
       // PVCs: read, and patch the spool-state annotation; never delete one (a spool may hold mail).
       if (r.resource === 'persistentvolumeclaims') assert.ok([...READ, 'patch'].includes(r.verb), `PVCs are read and annotated only: ${formatRule(r)}`);

@@ -113,9 +113,12 @@ requests; nothing here goes unused by the code):
   admission plugin allows only to users who may delete the object. ConfigMaps, Services
   and StatefulSets are otherwise never deleted by the operator (the garbage collector
   removes them with their MailRelay).
-- Secrets: read (referenced credentials, TLS and DKIM keys are hashed into the config hash
-  so a rotation rolls the relays), and create for the one the operator owns: the drain
-  token <name>-drain-token (ADR 0003 R2). It never updates, patches or deletes a Secret.
+- Secrets: get by name, only those a MailRelay references (credentials, TLS and DKIM keys
+  are hashed into the config hash so a rotation rolls the relays; they are read again
+  every minute), and create for the one the operator owns: the drain token
+  <name>-drain-token (ADR 0003 R2). No list or watch: the operator keeps no cache of
+  every Secret in the cluster, and cannot enumerate them. It never updates, patches or
+  deletes a Secret.
 - PersistentVolumeClaims: read, and patch for the spool-state annotation a scale-down puts
   on a spool it cannot vouch for (ADR 0003). Pods: read only (readiness before a
   scale-down; the relay's /drain endpoint is called over the pod network, not the API).
@@ -150,7 +153,7 @@ requests; nothing here goes unused by the code):
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create]
+  verbs: [get, create]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, watch, patch]
