@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs (as root; idempotent: installs only
+# what is missing, and runs apt-get update first when it has something to install).
+# `npm test` (scripts/run-tests.mjs) and .ci/run call it; run it by hand with
+#   sudo bash scripts/install-system-deps.sh
+# The Kubernetes control plane and helm are not Debian packages here: they are built
+# from Go modules by scripts/build-control-plane.sh.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+# THE list of system packages the tests use (one per line, with why).
+apt_pkgs=(
+  postfix        # smtp-sink / smtp-source: a real MTA nobody here wrote, as peer and load source
+  swaks          # independent SMTP submission client for end-to-end tests
+  prometheus     # prometheus + promtool: rule checks and a real scrape end to end
+  golang-go      # builds the chart renderer (Helm's template engine)
+  golang-github-masterminds-sprig-dev  # Helm's template function library
+  golang-github-xeipuuv-gojsonschema-dev  # values.schema.json validation, as Helm 3 does it
+  golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev  # the renderer's YAML (also sprig deps; listed so a change there can't break us)
+  ca-certificates
+  openssl        # test certificates for STARTTLS / implicit TLS, and the test control plane's CA and keys
+)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-system-deps: missing Debian packages: ${missing[*]}; run as root: sudo bash scripts/install-system-deps.sh" >&2
+  exit 1
+fi
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+lock=(); command -v flock >/dev/null && lock=(flock /tmp/apt.lock)
+"${lock[@]}" apt-get update -q
+"${lock[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
