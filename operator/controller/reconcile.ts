@@ -371,7 +371,7 @@ export class Reconciler {
       this.deps.caches.secrets.remember({
         apiVersion: 'v1', kind: 'Secret', data: created.data,
         metadata: { name, namespace, ...(created.metadata?.resourceVersion ? { resourceVersion: created.metadata.resourceVersion } : {}) },
-      } as KubeObject);
+      });
       this.deps.log?.debug({ key: objectKey(mr), secret: name }, 'created the drain-token Secret');
     } catch (err) {
       if (!isApiError(err, 409)) throw err;
