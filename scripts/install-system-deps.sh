@@ -4,7 +4,8 @@
 # `npm test` (scripts/run-tests.mjs) and .ci/run call it; run it by hand with
 #   sudo bash scripts/install-system-deps.sh
 # The Kubernetes control plane and helm are not Debian packages here: they are built
-# from Go modules by scripts/build-control-plane.sh.
+# from Go modules by scripts/build-control-plane.sh, with the Go toolchain of the
+# machine image (/usr/local/go; Debian's golang-go is too old for them).
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -13,10 +14,6 @@ apt_pkgs=(
   postfix        # smtp-sink / smtp-source: a real MTA nobody here wrote, as peer and load source
   swaks          # independent SMTP submission client for end-to-end tests
   prometheus     # prometheus + promtool: rule checks and a real scrape end to end
-  golang-go      # builds the chart renderer (Helm's template engine)
-  golang-github-masterminds-sprig-dev  # Helm's template function library
-  golang-github-xeipuuv-gojsonschema-dev  # values.schema.json validation, as Helm 3 does it
-  golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev  # the renderer's YAML (also sprig deps; listed so a change there can't break us)
   ca-certificates
   openssl        # test certificates for STARTTLS / implicit TLS, and the test control plane's CA and keys
 )

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  HELM_RENDER_SRC,
+  FIXTURE_CHART,
   HelmRenderError,
-  buildHelmRenderer,
+  helmBinary,
   findObject,
   helmNotes,
   helmTemplate,
@@ -14,7 +14,7 @@ import {
 } from './helm.ts';
 import type { HelmTemplateOptions, KubeObject } from './helm.ts';
 
-const chart = join(HELM_RENDER_SRC, 'testdata', 'fixture-chart');
+const chart = FIXTURE_CHART;
 const required = { smtp: { hostname: 'mx.example.test' } };
 
 function opts(extra: Partial<HelmTemplateOptions> = {}): HelmTemplateOptions {
@@ -54,12 +54,9 @@ async function renderError(o: HelmTemplateOptions): Promise<string> {
   assert.fail('render was expected to fail');
 }
 
-describe('helm-render', () => {
-  it('builds once and reuses the cached binary', async () => {
-    const a = await buildHelmRenderer();
-    const b = await buildHelmRenderer();
-    assert.equal(a, b);
-    assert.match(a, /mailrelay-helm-render\/[0-9a-f]{16}\/helm-render$/);
+describe('helm template through the test helper', () => {
+  it('uses the pinned helm from the control-plane build', () => {
+    assert.match(helmBinary(), /cluster-k8s[^/]*-helmv4\.[0-9.]+-[0-9a-f]+\/bin\/helm$/);
   });
 
   it('renders chart defaults, helpers and Chart.yaml metadata', async () => {
