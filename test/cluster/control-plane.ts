@@ -25,7 +25,7 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 /** Builds (or finds in the cache) the control-plane binaries; returns their directory. */
 export function controlPlaneBin(): string {
-  if (process.env.MAILRELAY_CLUSTER_BIN && existsSync(join(process.env.MAILRELAY_CLUSTER_BIN, '.complete'))) return process.env.MAILRELAY_CLUSTER_BIN;
+  if (process.env.MAILRELAY_CLUSTER_BIN && existsSync(join(process.env.MAILRELAY_CLUSTER_BIN, 'kube-apiserver'))) return process.env.MAILRELAY_CLUSTER_BIN;
   const out = execFileSync('bash', [join(REPO, 'scripts', 'build-control-plane.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const bin = out.trim().split('\n').at(-1) ?? '';
   process.env.MAILRELAY_CLUSTER_BIN = bin;

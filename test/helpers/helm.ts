@@ -4,7 +4,7 @@
 // earlier in-repo renderer built on Debian's sprig is gone (test/cluster/README.md says why).
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,6 +97,24 @@ export function helmBinary(): string {
   return join(bin, 'helm');
 }
 
+const NOTES_MANIFEST = 'zz-notes-as-manifest.yaml';
+
+/**
+ * A copy of the chart whose NOTES.txt is rendered as a manifest: `helm template` never
+ * prints NOTES, and `helm install --dry-run` takes no --api-versions or --kube-version.
+ * The NOTES text becomes a named template, printed as the `text` of one YAML document,
+ * so the same engine with the same capabilities renders it.
+ */
+async function withNotesAsManifest(chart: string, work: string): Promise<string> {
+  const copy = join(work, 'chart');
+  await cp(chart, copy, { recursive: true });
+  const notesFile = join(copy, 'templates', 'NOTES.txt');
+  const notes = existsSync(notesFile) ? await readFile(notesFile, 'utf8') : '';
+  await rm(notesFile, { force: true });
+  await writeFile(join(copy, 'templates', NOTES_MANIFEST), `{{- define "test.notes-as-manifest" }}${notes}{{ end }}\nkind: Notes\ntext: {{ include "test.notes-as-manifest" . | toJson }}\n`);
+  return copy;
+}
+
 /** Kubernetes version the renders assume unless told (.Capabilities.KubeVersion). */
 const DEFAULT_KUBE_VERSION = 'v1.31.0';
 
@@ -104,9 +122,10 @@ async function renderRaw(chartDir: string, opts: HelmTemplateOptions, command: '
   const bin = helmBinary();
   const work = await mkdtemp(join(tmpdir(), 'mailrelay-helm-values-'));
   try {
-    const args = command === 'template'
-      ? ['template', opts.releaseName, resolve(chartDir), '--namespace', opts.namespace]
-      : ['install', opts.releaseName, resolve(chartDir), '--namespace', opts.namespace, '--dry-run=client', '--output', 'json'];
+    let chart = resolve(chartDir);
+    if (command === 'notes') chart = await withNotesAsManifest(chart, work);
+    const args = ['template', opts.releaseName, chart, '--namespace', opts.namespace];
+    if (command === 'notes') args.push('--show-only', `templates/${NOTES_MANIFEST}`);
     for (const [i, v] of (opts.values ?? []).entries()) {
       const file = join(work, `values-${i}.json`);
       // JSON is YAML, and keeps strings like "yes" or "1.10" strings.
@@ -124,7 +143,8 @@ async function renderRaw(chartDir: string, opts: HelmTemplateOptions, command: '
     const res = await run(bin, args, { env });
     if (res.code !== 0) throw new HelmRenderError(res.stderr, res.code);
     if (command === 'template') return res.stdout;
-    const notes = (JSON.parse(res.stdout) as { info?: { notes?: string } }).info?.notes?.trim() ?? '';
+    const doc = parseRenderedDocuments(res.stdout)[0]?.object as { text?: string } | null | undefined;
+    const notes = doc?.text?.trim() ?? '';
     return notes === '' ? '' : `${notes}\n`;
   } finally {
     await rm(work, { recursive: true, force: true });
