@@ -481,6 +481,14 @@ function crdCauses(obj: KubeObject): StatusCause[] {
     if (!isObj(schema)) causes.push({ reason: 'FieldValueRequired', message: 'Required value: schemas are required', field: `spec.versions[${i}].schema.openAPIV3Schema` });
     else if (schema.type !== 'object') causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${fmtValue(schema.type)}: must be object at the root`, field: `spec.versions[${i}].schema.openAPIV3Schema.type` });
     else {
+      // apiextensions validation: the metadata schema may say nothing but type: object and
+      // constraints on name/generateName (a description, too, is refused). Found by
+      // test/cluster/differential.test.ts: the shipped CRD carried a description there and
+      // no real API server would install it.
+      const meta = isObj(schema.properties) ? schema.properties.metadata : undefined;
+      if (isObj(meta) && Object.keys(meta).some((k) => k !== 'type' && !(k === 'properties' && isObj(meta.properties) && Object.keys(meta.properties).every((p) => p === 'name' || p === 'generateName')))) {
+        causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified', field: `spec.validation.openAPIV3Schema.properties[metadata]` });
+      }
       try { compile(stripMetadata(schema)); } catch (e) {
         causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${String((e as Error).message)}`, field: `spec.versions[${i}].schema.openAPIV3Schema` });
       }
