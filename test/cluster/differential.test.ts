@@ -87,7 +87,7 @@ const STEPS: { name: string; req: (prev: Record<string, Obj>) => Req; pick: (res
   },
 ];
 
-describe('differential: the fake API server and the real one answer the operator alike', () => {
+describe('differential: the fake API server and the real one answer the operator alike', { timeout: 600_000 }, () => {
   let fake: ApiServer;
   let real: ControlPlane;
   before(async () => {

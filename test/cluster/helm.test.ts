@@ -14,7 +14,7 @@ import { serviceMonitorCrd, prometheusRuleCrd } from '../kube/crds.ts';
 import { CHART, RELEASE, startCluster, type ClusterEnv } from './harness.ts';
 import { REPO } from './control-plane.ts';
 
-describe('the chart with real helm', () => {
+describe('the chart with real helm', { timeout: 600_000 }, () => {
   let env: ClusterEnv;
   before(async () => { env = await startCluster({ chart: false }); });
   after(async () => { await env?.close(); });
@@ -58,7 +58,7 @@ describe('the chart with real helm', () => {
   });
 });
 
-describe('helm upgrade from a chart whose CRD lacks a field (the documented upgrade path)', () => {
+describe('helm upgrade from a chart whose CRD lacks a field (the documented upgrade path)', { timeout: 600_000 }, () => {
   let env: ClusterEnv;
   let oldChart: string;
   before(async () => {

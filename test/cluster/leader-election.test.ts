@@ -10,7 +10,7 @@ import { eventually, operatorRequests, RELEASE, startCluster, startOperator, typ
 const NS = 'le';
 const TIMING = ['--lease-duration', '6', '--renew-deadline', '4', '--retry-period', '1'];
 
-describe('two operator replicas, one real Lease', () => {
+describe('two operator replicas, one real Lease', { timeout: 600_000 }, () => {
   let env: ClusterEnv;
   let a: OperatorProc;
   let b: OperatorProc;

@@ -23,7 +23,7 @@ const NS = 'mail';
 const USERS = 'app:$2b$10$/cxA/h56p3p6YJVw6CjvheDflgMtS/3GhGOwXq11WQ9FImT70IvPq\n'; // password change-me
 type Obj = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-describe('MailRelay life cycle on a real control plane', () => {
+describe('MailRelay life cycle on a real control plane', { timeout: 600_000 }, () => {
   let env: ClusterEnv;
   let op: OperatorProc;
   let sink: SmtpSink;

@@ -14,7 +14,7 @@ const ROLE = 'mailrelay-mailrelay-operator';
 type Obj = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 const CHILDREN = new Set(['configmaps', 'services', 'statefulsets', 'poddisruptionbudgets', 'networkpolicies']);
 
-describe('the chart RBAC on the real authorizer', () => {
+describe('the chart RBAC on the real authorizer', { timeout: 600_000 }, () => {
   let env: ClusterEnv;
   let op: OperatorProc | undefined;
   let chartRules: Obj[];
