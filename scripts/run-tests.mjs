@@ -56,7 +56,8 @@ const args = [
   '--import', 'tsx',
   '--test',
   `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '2'}`,
-  `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? '180000'}`,
+  // A test/cluster file is one long scenario on its own control plane (node counts a file as a test).
+  `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? (files.some((f) => f.includes('test/cluster/')) ? '900000' : '180000')}`,
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
   ...files,
