@@ -281,9 +281,11 @@ export async function startKubelet(cp: ControlPlane, opts: KubeletOptions = {}):
     if (pod) {
       await postPodStatus(r).catch(() => undefined);
       // The kubelet removes the pod object once its containers are gone.
-      await cp.request(`/api/v1/namespaces/${r.namespace}/pods/${r.name}`, {
-        method: 'DELETE', token, body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: r.uid } },
+      const res = await cp.request(`/api/v1/namespaces/${r.namespace}/pods/${r.name}?gracePeriodSeconds=0`, {
+        method: 'DELETE', token, // gracePeriodSeconds as a query parameter: the real server ignored it in this DELETE body.
+        body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: r.uid } },
       });
+      if (res.status >= 400 && res.status !== 404) process.stderr.write(`simulated kubelet: deleting pod ${r.namespace}/${r.name}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}\n`);
     }
   }
 
@@ -309,7 +311,9 @@ export async function startKubelet(cp: ControlPlane, opts: KubeletOptions = {}):
       }
       if (pod.metadata.deletionTimestamp) {
         if (!r.terminating) {
-          r.terminating = terminate(r, pod).finally(() => running.delete(key));
+          r.terminating = terminate(r, pod)
+            .catch((err: unknown) => { process.stderr.write(`simulated kubelet: terminating ${key}: ${(err as Error).message}\n`); })
+            .finally(() => running.delete(key));
         }
         continue;
       }
