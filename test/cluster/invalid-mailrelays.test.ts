@@ -86,6 +86,13 @@ describe('invalid MailRelays on the real API server', { timeout: 600_000 }, () =
     }
   });
 
+  it('kubectl get/delete all leaves MailRelays alone; the "mail" category lists them (point 9)', () => {
+    assert.doesNotMatch(env.kubectl(['get', 'all', '-n', 'mail', '-o', 'name']), /mailrelay/);
+    assert.match(env.kubectl(['get', 'mail', '-n', 'mail', '-o', 'name']), /mailrelay\.mailrelay\.io\/relay/);
+    env.kubectl(['delete', 'all', '--all', '-n', 'mail', '--wait=false']);
+    assert.match(env.kubectl(['get', 'mailrelays', '-n', 'mail', '-o', 'name']), /mailrelay\.mailrelay\.io\/relay/);
+  });
+
   // Point 3, the values only the children's validation knows: reported, never looped on.
   const DEGRADED: [string, string, object, RegExp][] = [
     ['a peer with both ipBlock and podSelector', 'both', { networkPolicy: { enabled: true, allowedClients: [{ ipBlock: { cidr: '10.0.0.0/8' }, podSelector: {} }] } }, /spec\.networkPolicy\.allowedClients\[0\]\.ipBlock: a peer has either ipBlock or namespaceSelector\/podSelector/],
