@@ -128,8 +128,14 @@ export interface ControlPlaneOptions {
   apiserverFlags?: string[];
 }
 
+/** Every control-plane process this test process started: killed when it exits, however it exits. */
+const started = new Set<ChildProcess>();
+process.once('exit', () => { for (const c of started) if (c.exitCode === null) c.kill('SIGKILL'); });
+
 function startProc(name: string, cmd: string, args: string[], dir: string): Proc {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
   const p: Proc = { child, log: '', name };
   const keep = (b: Buffer) => { p.log = (p.log + b.toString()).slice(-200_000); };
   child.stdout?.on('data', keep);
