@@ -3,7 +3,7 @@
 # matrix (test/interop/), WITHOUT installing it: the exim4 packages conflict with postfix,
 # and apt would remove postfix to install them. The package is downloaded with
 # `apt-get download` and unpacked with `dpkg-deb -x`; its plain library dependencies are
-# installed by .ci/run. The binary is built to run as the user Debian-exim, created here
+# installed by scripts/install-system-deps.sh. The binary is built to run as the user Debian-exim, created here
 # the way exim4-base's postinst does.
 # Usage: scripts/exim-extract.sh [dest]   (default: /var/cache/mailrelay/exim4, readable by the
 # Debian-exim user that the daemon re-executes itself as: not under a 0700 home)

@@ -2,8 +2,13 @@
 // Runs every *.test.ts under relay/, operator/ and test/ with node's test runner
 // (Node 20 does not expand globs, so the files are listed here), then fails if
 // any test was skipped or marked todo, or if no test ran at all.
+// Before the tests it does the machine's set-up, so `npm test` works on a fresh machine:
+// scripts/install-system-deps.sh (the Debian tools; needs root when something is missing)
+// and scripts/build-control-plane.sh (kube-apiserver, etcd, helm, ... from pinned Go
+// modules into a versioned cache: tens of minutes once, a second when warm).
+// MAILRELAY_SKIP_SETUP=1 skips both (e.g. when .ci/run already did them).
 // Usage: node scripts/run-tests.mjs [substring-filter ...]
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -30,12 +35,29 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+if (process.env.MAILRELAY_SKIP_SETUP !== '1') {
+  const deps = spawnSync('bash', ['scripts/install-system-deps.sh'], { stdio: 'inherit' });
+  if (deps.status !== 0) process.exit(deps.status ?? 1);
+}
+if (!process.env.MAILRELAY_CLUSTER_BIN) {
+  const t0 = Date.now();
+  const build = spawnSync('bash', ['scripts/build-control-plane.sh'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (build.status !== 0) {
+    console.error('run-tests: scripts/build-control-plane.sh failed');
+    process.exit(build.status ?? 1);
+  }
+  // The test processes find kube-apiserver, etcd, kubectl and helm here.
+  process.env.MAILRELAY_CLUSTER_BIN = build.stdout.trim().split('\n').at(-1);
+  if (Date.now() - t0 > 5000) console.error(`run-tests: control plane built in ${Math.round((Date.now() - t0) / 1000)} s`);
+}
+
 const tapFile = join(mkdtempSync(join(tmpdir(), 'mailrelay-tests-')), 'results.tap');
 const args = [
   '--import', 'tsx',
   '--test',
   `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '2'}`,
-  `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? '180000'}`,
+  // A test/cluster file is one long scenario on its own control plane (node counts a file as a test).
+  `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? (files.some((f) => f.includes('test/cluster/')) ? '900000' : '180000')}`,
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
   ...files,

@@ -73,6 +73,7 @@ describe('CRD', () => {
   it('describes every field and list item', () => {
     for (const [path, node] of walk(schema, '')) {
       if (path.endsWith('{}')) continue; // values of string maps: the map is described
+      if (path.startsWith('.metadata')) continue; // the API server refuses descriptions there
       assert.ok(typeof node.description === 'string' && node.description.length > 0, `${path || '(root)'}: no description`);
     }
   });

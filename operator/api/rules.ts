@@ -43,7 +43,8 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
   {
     id: 'smarthost-required',
     at: 'spec.delivery',
-    cel: "self.mode != 'smarthost' || has(self.smarthost)",
+    // has(self.mode): the API server also checks the schema's own default ({}) against the rule.
+    cel: "!has(self.mode) || self.mode != 'smarthost' || has(self.smarthost)",
     message: 'delivery.mode smarthost needs delivery.smarthost.host',
     fieldPath: '.smarthost',
     field: 'spec.delivery.smarthost',
@@ -52,7 +53,7 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
   {
     id: 'smarthost-forbidden-in-mx',
     at: 'spec.delivery',
-    cel: "self.mode != 'mx' || !has(self.smarthost)",
+    cel: "!has(self.mode) || self.mode != 'mx' || !has(self.smarthost)",
     message: 'delivery.smarthost must not be set when delivery.mode is mx',
     fieldPath: '.smarthost',
     field: 'spec.delivery.smarthost',
@@ -79,7 +80,7 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
   {
     id: 'max-age-covers-schedule',
     at: 'spec.delivery.retry',
-    cel: 'duration(self.maxAge) >= duration(self.schedule[size(self.schedule) - 1])',
+    cel: '!has(self.maxAge) || !has(self.schedule) || duration(self.maxAge) >= duration(self.schedule[size(self.schedule) - 1])',
     message: 'delivery.retry.maxAge must be at least the last delay of delivery.retry.schedule',
     fieldPath: '.maxAge',
     field: 'spec.delivery.retry.maxAge',
@@ -97,7 +98,9 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
   {
     id: 'grace-exceeds-drain',
     at: 'spec',
-    cel: "!has(self.terminationGracePeriodSeconds) || duration(string(self.terminationGracePeriodSeconds) + 's') > duration(self.drainTimeout)",
+    // getSeconds() truncates, which keeps ">" exact for a whole-second grace period; it also
+    // keeps the rule's estimated cost low (a string built from an int has no known bound).
+    cel: '!has(self.terminationGracePeriodSeconds) || self.terminationGracePeriodSeconds > duration(self.drainTimeout).getSeconds()',
     message: 'terminationGracePeriodSeconds must exceed drainTimeout, or the kubelet kills the relay in the middle of its drain',
     fieldPath: '.terminationGracePeriodSeconds',
     field: 'spec.terminationGracePeriodSeconds',
@@ -135,7 +138,7 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
     // expand PVCs and re-create the StatefulSet (docs/crd.md), so is the spool.
     id: 'spool-size-immutable',
     at: 'spec.spool',
-    cel: 'self.size == oldSelf.size',
+    cel: "(has(self.size) ? self.size : '') == (has(oldSelf.size) ? oldSelf.size : '')",
     message: 'spool.size is immutable (StatefulSet volumeClaimTemplates cannot change)',
     fieldPath: '.size',
     field: 'spec.spool.size',

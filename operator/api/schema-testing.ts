@@ -8,7 +8,8 @@ export function closedSchema(node: JsonSchema): JsonSchema {
   const out: JsonSchema = { ...node };
   if (out['x-kubernetes-preserve-unknown-fields'] === true) return out;
   if (out.properties) {
-    out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, v]) => [k, closedSchema(v)]));
+    // ObjectMeta: the CRD may only constrain name there; everything else of it is allowed.
+    out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, v]) => [k, k === 'metadata' && node.properties?.spec ? v : closedSchema(v)]));
     out.additionalProperties = false;
   }
   if (out.items) out.items = closedSchema(out.items);

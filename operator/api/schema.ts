@@ -51,6 +51,23 @@ const duration = z.string().max(64)
 const cidr = z.string().min(1).max(64)
   .refine((s) => parseCidr(s) !== null, { message: 'not a valid CIDR (e.g. 10.0.0.0/8 or fd00::/8)', params: reason('InvalidCIDR') });
 
+/**
+ * A network in CIDR form with its prefix length ("10.0.0.1/32", not "10.0.0.1"): what a
+ * NetworkPolicy ipBlock and a Service's loadBalancerSourceRanges take. The real API
+ * server rejects a bare address there, so a pattern makes the CRD reject it at admission
+ * instead of every apply of the child failing.
+ */
+const networkCidr = z.string().min(1).max(64)
+  .refine((s) => parseCidr(s) !== null, { message: 'not a valid CIDR (e.g. 10.0.0.0/8 or fd00::/8)', params: reason('InvalidCIDR'), abort: true })
+  .regex(/^[0-9A-Fa-f:.]+\/[0-9]{1,3}$/, { message: 'must be a CIDR with a prefix length (e.g. 10.0.0.1/32), not a bare address' });
+
+/** A label value (k8s.io/apimachinery IsValidLabelValue): at most 63 characters, alphanumeric at both ends. */
+const labelValue = z.string().max(63).regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/, { message: 'not a valid label value (at most 63 characters: letters, digits, "-", "_", "." and alphanumeric at both ends)' });
+/** A label key (a qualified name with an optional DNS-subdomain prefix). */
+const labelKey = z.string().max(317).regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, { message: 'not a valid label key' });
+/** A map of labels, validated as the API server validates them on the pods. */
+const labelMap = (what: string) => z.record(labelKey, labelValue).optional().describe(what);
+
 const secretName = z.string().min(1).max(253).regex(DNS_SUBDOMAIN, { message: 'not a valid Secret name (DNS-1123 subdomain)' });
 const secretKey = (def: string) => z.string().min(1).max(253).regex(SECRET_KEY, { message: 'not a valid Secret key' }).default(def);
 const stringMap = (what: string) => z.record(z.string().max(317), z.string().max(65536)).optional().describe(what);
@@ -68,11 +85,16 @@ const LabelSelectorSchema = z.object({
 /** A network peer (networking.k8s.io/v1 NetworkPolicyPeer). */
 const NetworkPeerSchema = z.object({
   ipBlock: z.object({
-    cidr: cidr.describe('allowed network'),
-    except: z.array(cidr.describe('excluded network')).max(32).optional().describe('networks inside cidr to exclude'),
+    cidr: networkCidr.describe('allowed network'),
+    except: z.array(networkCidr.describe('excluded network')).max(32).optional().describe('networks inside cidr to exclude'),
   }).optional().describe('an IP network (for clients outside the cluster; note that SNAT may hide client addresses)'),
   namespaceSelector: LabelSelectorSchema.optional().describe('namespaces whose pods are allowed (with podSelector: those pods in those namespaces)'),
   podSelector: LabelSelectorSchema.optional().describe('pods allowed (in this namespace unless namespaceSelector is set)'),
+}).superRefine((peer, ctx) => {
+  // networking/v1 validation: exactly one of ipBlock or the selectors.
+  const selectors = peer.namespaceSelector !== undefined || peer.podSelector !== undefined;
+  if (peer.ipBlock !== undefined && selectors) ctx.addIssue({ code: 'custom', message: 'a peer has either ipBlock or namespaceSelector/podSelector, not both', path: ['ipBlock'], params: { reason: 'InvalidCombination' } });
+  if (peer.ipBlock === undefined && !selectors) ctx.addIssue({ code: 'custom', message: 'an empty peer: set ipBlock, namespaceSelector or podSelector', params: { reason: 'InvalidValue' } });
 }).describe('a NetworkPolicy peer: ipBlock, or namespaceSelector and/or podSelector');
 
 /** A reference to one key of a Secret in the MailRelay's namespace. */
@@ -171,14 +193,25 @@ export const MailRelaySpecSchema = z.object({
   resources: z.object({
     limits: z.record(z.string().max(253), resourceQuantity).optional().describe('resource limits (cpu, memory, ephemeral-storage)'),
     requests: z.record(z.string().max(253), resourceQuantity).optional().describe('resource requests (cpu, memory, ephemeral-storage)'),
+  }).superRefine((r, ctx) => {
+    // core/v1 validation: a request may not exceed its limit.
+    for (const [name, limit] of Object.entries(r.limits ?? {})) {
+      const request = r.requests?.[name];
+      if (request === undefined) continue;
+      const [req, lim] = [parseQuantity(String(request)), parseQuantity(String(limit))];
+      if (req !== null && lim !== null && req > lim) ctx.addIssue({ code: 'custom', message: `must be less than or equal to ${name} limit of ${limit}`, path: ['requests', name], params: { reason: 'InvalidValue' } });
+    }
   }).optional().describe('relay container resources; default requests cpu 100m, memory 128Mi and limits memory 512Mi'),
-  nodeSelector: stringMap('node labels the relay pods must run on'),
+  nodeSelector: labelMap('node labels the relay pods must run on'),
   tolerations: z.array(z.object({
     key: z.string().max(317).optional().describe('taint key; empty with operator Exists matches every taint'),
     operator: z.enum(['Exists', 'Equal']).optional().describe('Exists or Equal (default Equal)'),
     value: z.string().max(63).optional().describe('taint value for Equal'),
     effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional().describe('taint effect to match; empty matches all'),
     tolerationSeconds: z.number().int().optional().describe('for NoExecute: how long the pod stays bound after the taint appears'),
+  }).superRefine((t, ctx) => {
+    // core/v1 validation: operator Exists takes no value.
+    if (t.operator === 'Exists' && t.value !== undefined && t.value !== '') ctx.addIssue({ code: 'custom', message: 'must be empty when operator is Exists', path: ['value'], params: { reason: 'InvalidCombination' } });
   }).describe('a toleration (core/v1 Toleration)')).max(64).optional().describe('tolerations of the relay pods'),
   affinity: (z.looseObject({}).meta({ 'x-kubernetes-preserve-unknown-fields': true, description: 'core/v1 Affinity of the relay pods, passed through unchanged' }) as unknown as z.ZodType<V1Affinity, V1Affinity>)
     .optional(),
@@ -195,7 +228,7 @@ export const MailRelaySpecSchema = z.object({
     .describe('how relay pods spread over nodes and zones; default: spread over hostnames and zones, ScheduleAnyway'),
   priorityClassName: z.string().min(1).max(253).optional().describe('PriorityClass of the relay pods'),
   podAnnotations: stringMap('extra annotations on the relay pods'),
-  podLabels: stringMap('extra labels on the relay pods (app.kubernetes.io/* keys are reserved)'),
+  podLabels: labelMap('extra labels on the relay pods (app.kubernetes.io/* keys are reserved)'),
   monitoring: z.object({
     serviceMonitor: z.object({
       enabled: z.boolean().default(true).describe('create a ServiceMonitor when the monitoring.coreos.com CRDs are installed'),
@@ -220,7 +253,7 @@ export const MailRelaySpecSchema = z.object({
     annotations: stringMap('annotations on the client Service (e.g. for a cloud load balancer)'),
     externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional()
       .describe('Local keeps client source addresses (needed for relayNetworks) on LoadBalancer and NodePort Services'),
-    loadBalancerSourceRanges: z.array(cidr.describe('a client network')).max(64).optional()
+    loadBalancerSourceRanges: z.array(networkCidr.describe('a client network')).max(64).optional()
       .describe('client networks a LoadBalancer accepts (LoadBalancer only)'),
   }).prefault({}).describe('the client Service clients send mail to'),
   drainTimeout: duration.default('60s')

@@ -25,3 +25,21 @@ describe('desired contained in live', () => {
     assert.equal(firstDifference({ a: [1] }, { a: 'x' }), 'a');
   });
 });
+
+describe('what the real API server canonicalises (issue 11 point 5)', () => {
+  it('compares requests, limits and sizeLimit as quantities', () => {
+    const desired = { resources: { requests: { cpu: '0.5', memory: '1.5Gi' }, limits: { memory: '2048Mi' } }, emptyDir: { sizeLimit: '1Gi' } };
+    const live = { resources: { requests: { cpu: '500m', memory: '1536Mi' }, limits: { memory: '2Gi' } }, emptyDir: { sizeLimit: '1024Mi' } };
+    assert.equal(firstDifference(desired, live), undefined);
+    assert.equal(firstDifference(desired, { ...live, resources: { ...live.resources, requests: { cpu: '400m', memory: '1536Mi' } } }), 'resources.requests.cpu');
+  });
+
+  it('does not treat other strings as quantities', () => {
+    assert.equal(firstDifference({ labels: { v: '0.5' } }, { labels: { v: '500m' } }), 'labels.v');
+  });
+
+  it('matches an empty desired list or map with an absent live field, not with a different one', () => {
+    assert.equal(firstDifference({ spec: { tolerations: [], nodeSelector: {} } }, { spec: {} }), undefined);
+    assert.equal(firstDifference({ spec: { tolerations: [] } }, { spec: { tolerations: [{ key: 'a' }] } }), 'spec.tolerations');
+  });
+});

@@ -8,9 +8,11 @@
 //                        our own status writes must not wake us up again
 //   owned children       the controller ownerReference of kind MailRelay (a deleted child
 //                        brings its owner back to re-create it)
-//   Secrets              every MailRelay in that namespace referencing the Secret, so a
-//                        rotated password or certificate changes the config hash and rolls the pods;
-//                        a deleted Secret the MailRelay owns (the drain token) brings it back
+//   Secrets              no informer (secrets.ts): the referenced Secrets are read by name and
+//                        read again every secretRefreshMs; a changed one queues every MailRelay in
+//                        that namespace referencing it, so a rotated password or certificate
+//                        changes the config hash and rolls the pods; a deleted drain token brings
+//                        its MailRelay back to create it again
 //   relay pods, spool PVCs  the MailRelay named by the app.kubernetes.io/instance label
 //                        (pods only when they come, go, or change phase or readiness)
 import { hostname } from 'node:os';
@@ -27,8 +29,10 @@ import { EventRecorder } from './events.ts';
 import { ResilientInformer, type Backoff, type InformerEvent } from './informer.ts';
 import { RESOURCES, isApiError, makeClients, type KubeClients, type ResourceKind } from './kube.ts';
 import { LeaderElector, type LeaderElectionTiming } from './leader.ts';
+import { SecretCache } from './secrets.ts';
 import { Reconciler, controllerOf, isReady, objectKey, type Capabilities, type ReconcileCaches } from './reconcile.ts';
-import { drainTokenFromSecrets, httpRelayPodClient, type RelayPodClient } from './relay-client.ts';
+import { DRAIN_TOKEN_SECRET_SUFFIX, drainTokenFromSecrets, httpRelayPodClient, type RelayPodClient } from './relay-client.ts';
+import { childNames } from '../desired/names.ts';
 import { WorkQueue } from './workqueue.ts';
 
 /** Label selecting relay pods and spool PVCs (the StatefulSet's selector labels minus the instance). */
@@ -58,6 +62,8 @@ export interface ControllerOptions {
   discoveryTtlMs?: number;
   /** Reconcile every MailRelay this often even without events; 0 disables. Default 10 min. */
   resyncMs?: number;
+  /** How often the referenced Secrets are read again to notice a rotation. Default 60 s. */
+  secretRefreshMs?: number;
   /** Poll interval of a scale-down waiting for pods to drain. Default 15 s. */
   scaleDownPollMs?: number;
   /** Talks to relay pods during a scale-down. Default: HTTP to podIP:9090. */
@@ -143,11 +149,17 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     services: informerOf(RESOURCES.Service),
     podDisruptionBudgets: informerOf(RESOURCES.PodDisruptionBudget),
     networkPolicies: informerOf(RESOURCES.NetworkPolicy),
-    secrets: informerOf(RESOURCES.Secret),
     pods: informerOf(RESOURCES.Pod, RELAY_SELECTOR),
     persistentVolumeClaims: informerOf(RESOURCES.PersistentVolumeClaim, RELAY_SELECTOR),
-  } satisfies Record<keyof ReconcileCaches, ResilientInformer>;
+  } satisfies Record<Exclude<keyof ReconcileCaches, 'secrets'>, ResilientInformer>;
   const all = Object.values(informers);
+  // Declared before the queue exists; onChange only runs from refresh(), after start.
+  let onSecretChange: (namespace: string, name: string) => void = () => undefined;
+  const secrets = new SecretCache({
+    raw: clients.raw,
+    onChange: (ns, name) => onSecretChange(ns, name),
+    onError: (err, ns, name) => log?.warn({ secret: `${ns}/${name}`, err: (err as Error)?.message }, 'reading a referenced Secret failed'),
+  });
 
   const events = new EventRecorder({
     api: clients.core, instance: identity, ...opts.events,
@@ -155,9 +167,9 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   });
   const applier = new Applier(clients.objects, metrics);
   const reconciler = new Reconciler({
-    clients, caches: informers, applier, events, metrics,
+    clients, caches: { ...informers, secrets }, applier, events, metrics,
     capabilities: monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000),
-    relayPods: opts.relayPods ?? httpRelayPodClient({ token: drainTokenFromSecrets(informers.secrets) }),
+    relayPods: opts.relayPods ?? httpRelayPodClient({ token: drainTokenFromSecrets(secrets) }),
     defaultImage: opts.defaultImage,
     ...(opts.monitoring ? { monitoring: opts.monitoring } : {}),
     ...(opts.scaleDownPollMs !== undefined ? { scaleDownPollMs: opts.scaleDownPollMs } : {}),
@@ -189,15 +201,26 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     if (owner?.kind === KIND) queue.add(`${e.object.metadata.namespace ?? ''}/${owner.name}`);
   };
   for (const inf of [informers.statefulSets, informers.configMaps, informers.services, informers.podDisruptionBudgets, informers.networkPolicies]) inf.onEvent(toOwner);
-  informers.secrets.onEvent((e) => {
-    const ns = e.object.metadata.namespace ?? '';
-    // A deleted drain-token Secret is created again (with a new token) by its MailRelay's reconcile.
-    const owner = controllerOf(e.object);
-    if (e.type === 'delete' && owner?.kind === KIND) queue.add(`${ns}/${owner.name}`);
-    for (const mr of informers.mailRelays.list(ns) as unknown as MailRelay[]) {
-      if (referencedSecretNames(mr.spec).has(e.object.metadata.name)) queue.add(objectKey(mr));
+  onSecretChange = (ns, name) => {
+    // A changed or deleted drain token: its MailRelay creates it again if it is gone.
+    if (name.endsWith(DRAIN_TOKEN_SECRET_SUFFIX)) {
+      const owner = name.slice(0, -DRAIN_TOKEN_SECRET_SUFFIX.length);
+      if (informers.mailRelays.get(ns, owner)) queue.add(`${ns}/${owner}`);
     }
-  });
+    for (const mr of informers.mailRelays.list(ns) as unknown as MailRelay[]) {
+      if (referencedSecretNames(mr.spec).has(name)) queue.add(objectKey(mr));
+    }
+  };
+  /** namespace/name of every Secret the cached MailRelays use (referenced ones and drain tokens). */
+  const wantedSecrets = () => {
+    const out = new Set<string>();
+    for (const mr of informers.mailRelays.list() as unknown as MailRelay[]) {
+      const ns = mr.metadata.namespace ?? '';
+      for (const name of referencedSecretNames(mr.spec)) out.add(`${ns}/${name}`);
+      out.add(`${ns}/${childNames(mr).drainTokenSecret}`);
+    }
+    return out;
+  };
   // Pods: only when one appears, goes, or changes phase or readiness (a relay in hold is
   // not Ready; the scale-down logic looks at such pods).
   informers.pods.onEvent((e) => {
@@ -213,6 +236,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
 
   let leading = false;
   let resync: NodeJS.Timeout | undefined;
+  let secretRefresh: NodeJS.Timeout | undefined;
+  let refreshing = false;
   let generation = 0;
   const startWorking = async () => {
     const mine = ++generation;
@@ -226,6 +251,12 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       resync = setInterval(() => { for (const mr of informers.mailRelays.list()) queue.add(objectKey(mr)); }, opts.resyncMs ?? 600_000);
       resync.unref();
     }
+    secretRefresh = setInterval(() => {
+      if (refreshing) return;
+      refreshing = true;
+      void secrets.refresh(wantedSecrets()).finally(() => { refreshing = false; });
+    }, opts.secretRefreshMs ?? 60_000);
+    secretRefresh.unref();
     log?.info({ identity }, 'reconciling');
   };
   const stopWorking = async () => {
@@ -234,6 +265,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     metrics.leader.set(0);
     if (resync) clearInterval(resync);
     resync = undefined;
+    if (secretRefresh) clearInterval(secretRefresh);
+    secretRefresh = undefined;
     await queue.stop();
     reconciler.reset();
   };

@@ -4,7 +4,11 @@
 // for good after calling the error handlers. Here every error restarts it after an
 // exponential backoff, counted in watchRestarts{kind}; a successful list resets the backoff.
 // Lists go through RawKubeApi, so the cache holds wire JSON like the watch events do.
-import { makeInformer, type Informer, type KubeConfig, type ObjectCache } from '@kubernetes/client-node';
+// Watches ask for bookmarks and a server-side timeout (BookmarkWatch), as client-go's
+// reflector does: a quiet watch is not cut every 30 s by client-node's inactivity timer,
+// and when it does end it resumes from a recent resourceVersion instead of getting a 410
+// and relisting everything.
+import { ListWatch, Watch, type Informer, type KubeConfig, type ObjectCache } from '@kubernetes/client-node';
 import type { KubeObject } from '../desired/meta.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { collectionPath, type RawKubeApi, type ResourceKind } from './kube.ts';
@@ -26,11 +30,37 @@ export interface ResilientInformerOptions {
   /** One namespace, or undefined for all. */
   namespace?: string;
   labelSelector?: string;
+  /** Field selector of the list and watch (e.g. metadata.name=x: one object). */
+  fieldSelector?: string;
   metrics?: Pick<OperatorMetrics, 'watchRestarts'>;
   /** Restart backoff (default 500 ms doubling to 30 s). */
   backoff?: Backoff;
   /** Reports errors that caused a restart. */
   onError?: (err: unknown, restartInMs: number) => void;
+}
+
+/** Server-side watch timeout range, in seconds (client-go: 5 to 10 minutes, spread so informers do not reconnect together). */
+const WATCH_TIMEOUT_S = { min: 300, max: 600 };
+/**
+ * Client-side inactivity limit. The API server sends a bookmark about once a minute to a
+ * watch that asked for them, so a silent minute and a half means a dead connection.
+ */
+const WATCH_INACTIVITY_MS = 90_000;
+
+/** client-node's Watch, asking for bookmarks and a server-side timeout on every watch. */
+export class BookmarkWatch extends Watch {
+  /** Builds a Watch with the bookmark-aware inactivity limit. */
+  constructor(kc: KubeConfig) {
+    super(kc);
+    // client-node keeps this private, with no option to set it (2.0.1).
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_INACTIVITY_MS;
+  }
+
+  /** Opens the watch with allowWatchBookmarks=true and timeoutSeconds in WATCH_TIMEOUT_S. */
+  override watch(path: string, queryParams: Record<string, unknown>, callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
+    const timeoutSeconds = WATCH_TIMEOUT_S.min + Math.floor(Math.random() * (WATCH_TIMEOUT_S.max - WATCH_TIMEOUT_S.min));
+    return super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, callback, done);
+  }
 }
 
 const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
@@ -53,12 +83,12 @@ export class ResilientInformer {
     this.backoff = opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
     this.delayMs = this.backoff.initialMs;
     const listFn = async () => {
-      const list = await opts.raw.listRaw(opts.resource, opts.namespace, opts.labelSelector);
+      const list = await opts.raw.listRaw(opts.resource, opts.namespace, opts.labelSelector, opts.fieldSelector);
       this.delayMs = this.backoff.initialMs;
       this.markSynced();
       return list;
     };
-    this.informer = makeInformer<KubeObject>(opts.kc, collectionPath(opts.resource, opts.namespace), listFn, opts.labelSelector);
+    this.informer = new ListWatch<KubeObject>(collectionPath(opts.resource, opts.namespace), new BookmarkWatch(opts.kc), listFn, false, opts.labelSelector, opts.fieldSelector);
     this.informer.on('add', (o) => this.emit({ type: 'add', object: o }));
     this.informer.on('update', (o) => this.emit({ type: 'update', object: o, old: this.seen.get(keyOf(o)) }));
     this.informer.on('delete', (o) => this.emit({ type: 'delete', object: o }));

@@ -75,8 +75,8 @@ export class RawKubeApi extends KubernetesObjectApi {
   }
 
   /** Lists a collection as wire JSON, each item with its apiVersion and kind filled in (typed lists omit them). */
-  async listRaw(r: ResourceKind, namespace: string | undefined, labelSelector?: string): Promise<RawList> {
-    const list = await this.getJson<RawList>(collectionPath(r, namespace), { labelSelector });
+  async listRaw(r: ResourceKind, namespace: string | undefined, labelSelector?: string, fieldSelector?: string): Promise<RawList> {
+    const list = await this.getJson<RawList>(collectionPath(r, namespace), { labelSelector, fieldSelector });
     const apiVersion = apiVersionOf(r);
     return { metadata: list.metadata ?? {}, items: (list.items ?? []).map((o) => ({ ...o, apiVersion, kind: r.kind })) };
   }

@@ -57,7 +57,13 @@ export interface ReconcileCaches {
   services: Lookup;
   podDisruptionBudgets: Lookup;
   networkPolicies: Lookup;
-  secrets: Lookup;
+  /** Only the referenced Secrets and drain tokens, read by name (controller/secrets.ts). */
+  secrets: Lookup & {
+    /** Reads the named Secrets of a namespace that are not cached yet. */
+    ensure(namespace: string, names: Iterable<string>): Promise<void>;
+    /** Caches a Secret the operator created. */
+    remember(secret: KubeObject): void;
+  };
   pods: Lookup;
   persistentVolumeClaims: Lookup;
 }
@@ -210,17 +216,18 @@ export class Reconciler {
     const event = (type: EventType, reason: string, message: string) => events.push([type, reason, message]);
 
     // gather
+    const names = childNames(mr);
     let spec: MailRelaySpecDefaulted | undefined;
     try {
       spec = withDefaults(mr.spec);
     } catch {
       // validateMailRelay below names what is wrong.
     }
+    await caches.secrets.ensure(namespace, [...(spec ? referencedSecretKeys(spec).map((r) => r.name) : []), names.drainTokenSecret]);
     const secrets = this.gatherSecrets(mr, spec);
     const capabilities = await this.deps.capabilities();
     const inputs: MailRelayInputs = { secrets, defaultImage: this.deps.defaultImage, capabilities };
     if (this.deps.monitoring) inputs.monitoring = this.deps.monitoring;
-    const names = childNames(mr);
     const liveSts = caches.statefulSets.get(namespace, names.statefulSet);
     const sts = liveSts && controllerOf(liveSts)?.uid === mr.metadata.uid ? liveSts : undefined;
 
@@ -244,28 +251,46 @@ export class Reconciler {
 
     // apply
     let applyError: string | undefined;
+    /** Every failure was the API server refusing the object itself (422): retrying cannot help. */
+    let onlyRejected = false;
     let stsNow = sts;
     if (problems.length === 0) {
       const applied: string[] = [];
+      const failures: unknown[] = [];
       try {
         // ADR 0003 steps 3 and 5 come before the apply: the PVCs a shrink cannot vouch for
         // are flagged BEFORE the StatefulSet shrinks, so a failed flag (no RBAC, an outage)
         // stops the shrink (ApplyFailed) instead of removing a pod silently.
         await this.ensureDrainToken(mr, signal);
         if (plan) await this.actOnPlan(mr, plan, event, signal);
+        // One child the API server refuses must not hold back its siblings: each is applied
+        // on its own. Only the StatefulSet waits for its ConfigMap, so pods never roll to a
+        // config hash whose config was not written.
+        let configMapFailed = false;
         for (const obj of desired) {
-          const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
-          const owner = live && controllerOf(live);
-          if (owner && owner.uid !== mr.metadata.uid) throw new Error(`${obj.kind} ${namespace}/${obj.metadata.name} exists and is controlled by ${owner.kind} ${owner.name}; not taking it over`);
-          const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' });
-          if (r.outcome === 'applied') applied.push(`${obj.kind}/${obj.metadata.name}`);
-          if (obj.kind === 'StatefulSet') stsNow = r.object;
+          if (obj.kind === 'StatefulSet' && configMapFailed) continue;
+          try {
+            const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
+            const owner = live && controllerOf(live);
+            if (owner && owner.uid !== mr.metadata.uid) throw new Error(`${obj.kind} ${namespace}/${obj.metadata.name} exists and is controlled by ${owner.kind} ${owner.name}; not taking it over`);
+            const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' });
+            if (r.outcome === 'applied') applied.push(`${obj.kind}/${obj.metadata.name}`);
+            if (obj.kind === 'StatefulSet') stsNow = r.object;
+          } catch (err) {
+            if (signal?.aborted) throw err;
+            failures.push(err);
+            if (obj.kind === 'ConfigMap') configMapFailed = true;
+          }
         }
         const deleted = await this.pruneOptional(mr, desired, capabilities, signal);
         if (deleted.length > 0) event('Normal', 'Deleted', `deleted ${deleted.join(', ')} (no longer in the spec)`);
       } catch (err) {
         if (signal?.aborted) throw err;
-        applyError = err instanceof ApplyError ? err.message : apiErrorMessage(err);
+        failures.push(err);
+      }
+      if (failures.length > 0) {
+        applyError = failures.map((err) => (err instanceof ApplyError ? err.message : apiErrorMessage(err))).join('; ');
+        onlyRejected = failures.every((err) => err instanceof ApplyError && err.code === 422);
       }
       if (applied.length > 0) event('Normal', 'Applied', `applied ${applied.join(', ')}`);
     }
@@ -300,6 +325,10 @@ export class Reconciler {
     log?.debug({ key, problems: problems.length, applyError }, 'reconciled');
 
     if (problems.length > 0) return { result: 'invalid' };
+    // A child the API server rejects as invalid (422) is rejected again on every retry: it
+    // is reported (Degraded ApplyFailed naming the object and field) and waits, like an
+    // invalid spec, for a change of the MailRelay or its Secrets.
+    if (applyError && onlyRejected) return { result: 'invalid' };
     if (applyError) return { result: 'error', error: new Error(applyError) };
     return { result: 'success', ...this.requeueAfter(status, plan) };
   }
@@ -341,7 +370,11 @@ export class Reconciler {
     signal?.throwIfAborted();
     const body = buildDrainTokenSecret(mr, randomBytes(32).toString('base64url')) as V1Secret;
     try {
-      await this.deps.clients.core.createNamespacedSecret({ namespace, body });
+      const created = await this.deps.clients.core.createNamespacedSecret({ namespace, body });
+      this.deps.caches.secrets.remember({
+        apiVersion: 'v1', kind: 'Secret', data: created.data,
+        metadata: { name, namespace, ...(created.metadata?.resourceVersion ? { resourceVersion: created.metadata.resourceVersion } : {}) },
+      });
       this.deps.log?.debug({ key: objectKey(mr), secret: name }, 'created the drain-token Secret');
     } catch (err) {
       if (!isApiError(err, 409)) throw err;

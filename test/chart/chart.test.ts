@@ -356,23 +356,24 @@ describe('mailrelay-operator chart: optional parts', () => {
 });
 
 describe('mailrelay-operator chart: values schema', () => {
-  // [what, values, the field path the error must name]
+  // [what, values, what the error must name: helm 4 reports JSON pointers, "at '/a/b'"]
   const cases: [string, object, string][] = [
-    ['replicaCount "two"', { replicaCount: 'two' }, 'replicaCount'],
-    ['replicaCount -1', { replicaCount: -1 }, 'replicaCount'],
-    ['an unknown image pullPolicy', { image: { pullPolicy: 'Sometimes' } }, 'image.pullPolicy'],
-    ['an image digest that is not sha256', { image: { digest: 'md5:abc' } }, 'image.digest'],
-    ['an unknown top-level key (a typo)', { replicas: 3 }, 'Additional property replicas'],
-    ['an unknown nested key', { monitoring: { serviceMonitor: { enable: true } } }, 'monitoring.serviceMonitor: Additional property enable'],
-    ['a log level nobody knows', { logLevel: 'verbose' }, 'logLevel'],
-    ['a watchNamespace that is not a DNS label', { watchNamespace: 'Mail_System' }, 'watchNamespace'],
-    ['an alert "for" that is not a duration', { alerts: { queueGrowing: { for: '15 minutes' } } }, 'alerts.queueGrowing.for'],
-    ['an unknown severity', { alerts: { relayDown: { severity: 'page' } } }, 'alerts.relayDown.severity'],
-    ['a negative threshold', { alerts: { bounces: { ratio: -0.1 } } }, 'alerts.bounces.ratio'],
-    ['a runbook base URL with a trailing slash', { alerts: { runbookBaseUrl: 'https://example.com/runbooks/' } }, 'alerts.runbookBaseUrl'],
-    ['a pod label the chart owns', { podLabels: { 'app.kubernetes.io/name': 'x' } }, 'podLabels'],
-    ['a dashboard label value too long for a label', { grafana: { dashboards: { labelValue: 'x'.repeat(64) } } }, 'grafana.dashboards.labelValue'],
-    ['a non-object example spec', { exampleRelay: { spec: 'replicas: 2' } }, 'exampleRelay.spec'],
+    ['replicaCount "two"', { replicaCount: 'two' }, "at '/replicaCount'"],
+    ['replicaCount -1', { replicaCount: -1 }, "at '/replicaCount'"],
+    ['an unknown image pullPolicy', { image: { pullPolicy: 'Sometimes' } }, "at '/image/pullPolicy'"],
+    ['an image digest that is not sha256', { image: { digest: 'md5:abc' } }, "at '/image/digest'"],
+    ['an unknown top-level key (a typo)', { replicas: 3 }, "additional properties 'replicas' not allowed"],
+    ['an unknown nested key', { monitoring: { serviceMonitor: { enable: true } } }, "at '/monitoring/serviceMonitor': additional properties 'enable' not allowed"],
+    ['a log level nobody knows', { logLevel: 'verbose' }, "at '/logLevel'"],
+    ['a watchNamespace that is not a DNS label', { watchNamespace: 'Mail_System' }, "at '/watchNamespace'"],
+    ['an alert "for" that is not a duration', { alerts: { queueGrowing: { for: '15 minutes' } } }, "at '/alerts/queueGrowing/for'"],
+    ['an unknown severity', { alerts: { relayDown: { severity: 'page' } } }, "at '/alerts/relayDown/severity'"],
+    ['a negative threshold', { alerts: { bounces: { ratio: -0.1 } } }, "at '/alerts/bounces/ratio'"],
+    ['a runbook base URL with a trailing slash', { alerts: { runbookBaseUrl: 'https://example.com/runbooks/' } }, "at '/alerts/runbookBaseUrl'"],
+    // helm 4.3.2 names the wrong parent here ("at '/securityContext'"), but the key it refuses is right.
+    ['a pod label the chart owns', { podLabels: { 'app.kubernetes.io/name': 'x' } }, "invalid propertyName 'app.kubernetes.io/name'"],
+    ['a dashboard label value too long for a label', { grafana: { dashboards: { labelValue: 'x'.repeat(64) } } }, "at '/grafana/dashboards/labelValue'"],
+    ['a non-object example spec', { exampleRelay: { spec: 'replicas: 2' } }, "at '/exampleRelay/spec'"],
   ];
   for (const [what, values, field] of cases) {
     it(`rejects ${what}`, async () => {

@@ -27,10 +27,15 @@ async function shippedCustomResources(): Promise<{ group: string; plural: string
 const grants = (apiGroup: string, resources: string[], verbs: string[], extra: Partial<RbacRule> = {}): RbacRule[] =>
   resources.flatMap((resource) => verbs.map((verb) => ({ apiGroup, resource, verb, ...extra })));
 
-/** Children: server-side apply (PATCH, also for new objects) and the informers' reads; never created with a POST. */
-const APPLIED = ['get', 'list', 'watch', 'patch'];
-/** Children a spec change can turn off, which the operator then deletes. */
-const PRUNED = [...APPLIED, 'delete'];
+/**
+ * Children: the informers' reads and server-side apply. An apply that creates the object
+ * is authorized as create as well as patch (the real apiserver's patch handler), and
+ * adopting an orphaned child changes its ownerReferences, which
+ * OwnerReferencesPermissionEnforcement allows only with delete; delete also removes
+ * what a spec change turns off.
+ */
+const APPLIED = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
+const PRUNED = APPLIED;
 const READ = ['get', 'list', 'watch'];
 
 /** What the operator needs, in one table: the chart must grant exactly this. */
@@ -48,13 +53,13 @@ async function expectedGrants(namespace: string | undefined): Promise<RbacRule[]
     ...grants('policy', ['poddisruptionbudgets'], PRUNED, scope),
     ...grants('networking.k8s.io', ['networkpolicies'], PRUNED, scope),
     // The drain-token Secret (ADR 0003 R2) is created once; no Secret is ever changed.
-    ...grants('', ['secrets'], [...READ, 'create'], scope),
+    ...grants('', ['secrets'], ['get', 'create'], scope),
     // The spool-state annotation on spool PVCs a scale-down cannot vouch for (ADR 0003).
     ...grants('', ['persistentvolumeclaims'], [...READ, 'patch'], scope),
     ...grants('', ['pods'], READ, scope),
     ...grants('', ['events'], ['create', 'patch'], scope),
     // No informers for the monitoring kinds (their CRDs may be missing): GETs only.
-    ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], ['get', 'patch', 'delete'], scope),
+    ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], ['get', 'create', 'patch', 'delete'], scope),
     // Leader election, always in the operator's own namespace.
     ...grants('coordination.k8s.io', ['leases'], ['create'], { namespace: 'mail-system' }),
     ...grants('coordination.k8s.io', ['leases'], ['get', 'update', 'patch'], { namespace: 'mail-system', resourceNames: ['mr-mailrelay-operator-leader'] }),
@@ -92,7 +97,7 @@ describe('operator RBAC', () => {
       assert.ok(!['escalate', 'bind', 'impersonate', 'deletecollection'].includes(r.verb), `dangerous verb: ${formatRule(r)}`);
       assert.ok(!(r.apiGroup === 'rbac.authorization.k8s.io' || r.apiGroup === 'apiextensions.k8s.io'), `no RBAC or CRD access: ${formatRule(r)}`);
       // Secrets: read, and create the drain token; never update, patch or delete one (no rotation, no tampering).
-      if (r.resource === 'secrets') assert.ok([...READ, 'create'].includes(r.verb), `secrets are read and created only: ${formatRule(r)}`);
+      if (r.resource === 'secrets') assert.ok(['get', 'create'].includes(r.verb), `secrets are read by name and created only (no list/watch of every Secret): ${formatRule(r)}`);
       if (r.resource === 'pods') assert.ok(READ.includes(r.verb), `pods are read only: ${formatRule(r)}`);
       // PVCs: read, and patch the spool-state annotation; never delete one (a spool may hold mail).
       if (r.resource === 'persistentvolumeclaims') assert.ok([...READ, 'patch'].includes(r.verb), `PVCs are read and annotated only: ${formatRule(r)}`);

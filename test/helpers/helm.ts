@@ -1,21 +1,18 @@
-// Renders Helm charts in tests without a helm binary or a cluster: compiles the
-// small Go renderer in test/helm-render (Helm 3's template engine semantics,
-// built in GOPATH mode against Debian's sprig) once per source hash, then runs it
-// like `helm template`.
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { access, chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
+// Renders Helm charts in tests with real helm (`helm template`), the pinned release that
+// scripts/build-control-plane.sh builds into its cache (run-tests.mjs runs it first and
+// sets MAILRELAY_CLUSTER_BIN). Real helm is the authority on what a chart renders to; an
+// earlier in-repo renderer built on Debian's sprig is gone (test/cluster/README.md says why).
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 
-/** Directory holding the Go sources of the renderer. */
-export const HELM_RENDER_SRC = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'helm-render');
-
-/** Where Debian's golang-*-dev packages put their sources (GOPATH mode). */
-const DEBIAN_GOPATH = '/usr/share/gocode';
+/** The fixture chart of the helper's own tests. */
+export const FIXTURE_CHART = resolve(dirname(fileURLToPath(import.meta.url)), 'testdata', 'fixture-chart');
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Options of one render, mirroring `helm template` flags. */
 export interface HelmTemplateOptions {
@@ -33,7 +30,7 @@ export interface HelmTemplateOptions {
   apiVersions?: string[];
   /** --kube-version (default v1.31.0). */
   kubeVersion?: string;
-  /** Prepend the chart's crds/ files verbatim, like --include-crds. */
+  /** --include-crds. */
   includeCrds?: boolean;
   /** --show-only: only manifests from these chart-relative paths (shell globs). */
   showOnly?: string[];
@@ -60,14 +57,14 @@ export interface RenderedDocument {
   object: KubeObject | null;
 }
 
-/** A failed render: message and stderr carry the renderer's error text. */
+/** A failed render: message and stderr carry helm's error text. */
 export class HelmRenderError extends Error {
   /** Builds the error from the renderer's stderr and exit code. */
   constructor(
     readonly stderr: string,
     readonly exitCode: number | null,
   ) {
-    super(stderr.trim() || `helm-render exited with code ${exitCode}`);
+    super(stderr.trim() || `helm exited with code ${exitCode}`);
     this.name = 'HelmRenderError';
   }
 }
@@ -90,59 +87,45 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
   });
 }
 
-async function sourceHash(): Promise<string> {
-  const hash = createHash('sha256');
-  const names = (await readdir(HELM_RENDER_SRC)).filter((n) => n.endsWith('.go') && !n.endsWith('_test.go')).sort();
-  for (const name of names) {
-    hash.update(name).update('\0').update(await readFile(join(HELM_RENDER_SRC, name))).update('\0');
+/** The helm binary (building it, once, when run-tests.mjs has not). */
+export function helmBinary(): string {
+  let bin = process.env.MAILRELAY_CLUSTER_BIN;
+  if (!bin || !existsSync(join(bin, 'helm'))) {
+    bin = execFileSync('bash', [join(REPO, 'scripts', 'build-control-plane.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1) ?? '';
+    process.env.MAILRELAY_CLUSTER_BIN = bin;
   }
-  return hash.digest('hex').slice(0, 16);
+  return join(bin, 'helm');
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+const NOTES_MANIFEST = 'zz-notes-as-manifest.yaml';
+
+/**
+ * A copy of the chart whose NOTES.txt is rendered as a manifest: `helm template` never
+ * prints NOTES, and `helm install --dry-run` takes no --api-versions or --kube-version.
+ * The NOTES text becomes a named template, printed as the `text` of one YAML document,
+ * so the same engine with the same capabilities renders it.
+ */
+async function withNotesAsManifest(chart: string, work: string): Promise<string> {
+  const copy = join(work, 'chart');
+  await cp(chart, copy, { recursive: true });
+  const notesFile = join(copy, 'templates', 'NOTES.txt');
+  const notes = existsSync(notesFile) ? await readFile(notesFile, 'utf8') : '';
+  await rm(notesFile, { force: true });
+  await writeFile(join(copy, 'templates', NOTES_MANIFEST), `{{- define "test.notes-as-manifest" }}${notes}{{ end }}\nkind: Notes\ntext: {{ include "test.notes-as-manifest" . | toJson }}\n`);
+  return copy;
 }
 
-async function compile(): Promise<string> {
-  const dir = join(tmpdir(), 'mailrelay-helm-render', await sourceHash());
-  const bin = join(dir, 'helm-render');
-  if (await exists(bin)) return bin;
-  await mkdir(dir, { recursive: true });
-  const env: NodeJS.ProcessEnv = { ...process.env, GO111MODULE: 'off', GOPATH: DEBIAN_GOPATH, GOFLAGS: '' };
-  if (!env.GOCACHE && !env.HOME && !env.XDG_CACHE_HOME) env.GOCACHE = join(tmpdir(), 'mailrelay-go-cache');
-  // Build beside the final path and rename, so concurrent test processes never run a half-written binary.
-  const partial = `${bin}.${process.pid}.${Date.now()}`;
-  const res = await run('go', ['build', '-o', partial, '.'], { cwd: HELM_RENDER_SRC, env });
-  if (res.code !== 0) {
-    await rm(partial, { force: true });
-    throw new Error(`building test/helm-render failed (needs golang-go and golang-github-masterminds-sprig-dev):\n${res.stderr}`);
-  }
-  await chmod(partial, 0o755);
-  await rename(partial, bin);
-  return bin;
-}
+/** Kubernetes version the renders assume unless told (.Capabilities.KubeVersion). */
+const DEFAULT_KUBE_VERSION = 'v1.31.0';
 
-let building: Promise<string> | undefined;
-
-/** Compiles the Go chart renderer (once per process, cached on disk by source hash) and returns its path. */
-export function buildHelmRenderer(): Promise<string> {
-  building ??= compile().catch((err: unknown) => {
-    building = undefined;
-    throw err;
-  });
-  return building;
-}
-
-async function renderRaw(chartDir: string, opts: HelmTemplateOptions, extra: string[]): Promise<string> {
-  const bin = await buildHelmRenderer();
+async function renderRaw(chartDir: string, opts: HelmTemplateOptions, command: 'template' | 'notes'): Promise<string> {
+  const bin = helmBinary();
   const work = await mkdtemp(join(tmpdir(), 'mailrelay-helm-values-'));
   try {
-    const args = [opts.releaseName, resolve(chartDir), '--namespace', opts.namespace];
+    let chart = resolve(chartDir);
+    if (command === 'notes') chart = await withNotesAsManifest(chart, work);
+    const args = ['template', opts.releaseName, chart, '--namespace', opts.namespace];
+    if (command === 'notes') args.push('--show-only', `templates/${NOTES_MANIFEST}`);
     for (const [i, v] of (opts.values ?? []).entries()) {
       const file = join(work, `values-${i}.json`);
       // JSON is YAML, and keeps strings like "yes" or "1.10" strings.
@@ -153,12 +136,16 @@ async function renderRaw(chartDir: string, opts: HelmTemplateOptions, extra: str
     for (const [k, v] of Object.entries(opts.setString ?? {})) args.push('--set-string', `${k}=${v}`);
     for (const a of opts.apiVersions ?? []) args.push('--api-versions', a);
     for (const s of opts.showOnly ?? []) args.push('--show-only', s);
-    if (opts.kubeVersion) args.push('--kube-version', opts.kubeVersion);
+    args.push('--kube-version', opts.kubeVersion ?? DEFAULT_KUBE_VERSION);
     if (opts.includeCrds) args.push('--include-crds');
-    args.push(...extra);
-    const res = await run(bin, args);
+    // A private home: no repositories, plugins or registry logins of the machine's user.
+    const env = { PATH: process.env.PATH, HOME: work, HELM_CACHE_HOME: join(work, 'cache'), HELM_CONFIG_HOME: join(work, 'config'), HELM_DATA_HOME: join(work, 'data') };
+    const res = await run(bin, args, { env });
     if (res.code !== 0) throw new HelmRenderError(res.stderr, res.code);
-    return res.stdout;
+    if (command === 'template') return res.stdout;
+    const doc = parseRenderedDocuments(res.stdout)[0]?.object as { text?: string } | null | undefined;
+    const notes = doc?.text?.trim() ?? '';
+    return notes === '' ? '' : `${notes}\n`;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -166,12 +153,12 @@ async function renderRaw(chartDir: string, opts: HelmTemplateOptions, extra: str
 
 /** Renders a chart like `helm template` and returns the multi-document YAML stream. */
 export function helmTemplate(chartDir: string, opts: HelmTemplateOptions): Promise<string> {
-  return renderRaw(chartDir, opts, []);
+  return renderRaw(chartDir, opts, 'template');
 }
 
 /** Renders a chart's templates/NOTES.txt, trimmed, with a trailing newline ("" if there is none). */
 export function helmNotes(chartDir: string, opts: HelmTemplateOptions): Promise<string> {
-  return renderRaw(chartDir, opts, ['--notes']);
+  return renderRaw(chartDir, opts, 'notes');
 }
 
 const SOURCE_HEADER = /^---\n# Source: (.+)\n/gm;

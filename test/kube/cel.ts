@@ -179,6 +179,23 @@ function evaluate(n: Node, env: Record<string, unknown>): unknown {
   }
 }
 
+/** A CEL google.protobuf.Duration value, in (fractional) seconds. */
+class CelDuration {
+  constructor(readonly seconds: number) {}
+}
+
+const GO_DURATION_UNITS: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, 'µs': 1e-6, ns: 1e-9 };
+
+/** CEL duration(string): Go's time.ParseDuration syntax ("1h30m", "90s", "1.5h"). */
+function parseCelDuration(text: unknown): CelDuration {
+  if (typeof text !== 'string') throw new EvalError('no such overload: duration');
+  const m = /^([-+]?)((?:\d+(?:\.\d*)?|\.\d+)(?:h|ms|us|µs|ns|m|s))+$/.exec(text);
+  if (!m && text !== '0') throw new EvalError(`invalid duration: ${JSON.stringify(text)}`);
+  let total = 0;
+  for (const part of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)/g)) total += Number(part[1]) * (GO_DURATION_UNITS[part[2] ?? 's'] ?? 1);
+  return new CelDuration(text.startsWith('-') ? -total : total);
+}
+
 function binaryOp(n: Extract<Node, { t: 'bin' }>, env: Record<string, unknown>): unknown {
   if (n.op === '&&' || n.op === '||') {
     // CEL's commutative short-circuit: an error on one side is absorbed if the other decides.
@@ -208,6 +225,14 @@ function binaryOp(n: Extract<Node, { t: 'bin' }>, env: Record<string, unknown>):
       throw new EvalError('no such overload: +');
   }
   if (n.op === '<' || n.op === '<=' || n.op === '>' || n.op === '>=') {
+    if (a instanceof CelDuration && b instanceof CelDuration) {
+      switch (n.op) {
+        case '<': return a.seconds < b.seconds;
+        case '<=': return a.seconds <= b.seconds;
+        case '>': return a.seconds > b.seconds;
+        default: return a.seconds >= b.seconds;
+      }
+    }
     if (!((typeof a === 'number' && typeof b === 'number') || (typeof a === 'string' && typeof b === 'string'))) throw new EvalError(`no such overload: ${n.op}`);
     switch (n.op) {
       case '<': return a < b;
@@ -239,6 +264,7 @@ function call(n: Extract<Node, { t: 'call' }>, env: Record<string, unknown>): un
       case 'int': { const v = evaluate(n.args[0] ?? { t: 'lit', v: 0 }, env); const x = Math.trunc(Number(v)); if (Number.isNaN(x)) throw new EvalError('cannot convert to int'); return x; }
       case 'string': return String(evaluate(n.args[0] ?? { t: 'lit', v: '' }, env));
       case 'double': return Number(evaluate(n.args[0] ?? { t: 'lit', v: 0 }, env));
+      case 'duration': return parseCelDuration(evaluate(n.args[0] ?? { t: 'lit', v: undefined }, env));
       default: throw new Unsupported(`function ${n.fn}`);
     }
   }
@@ -262,6 +288,7 @@ function call(n: Extract<Node, { t: 'call' }>, env: Record<string, unknown>): un
   const a0 = args[0];
   switch (n.fn) {
     case 'size': return sizeOf(target);
+    case 'getSeconds': if (target instanceof CelDuration) return Math.trunc(target.seconds); break;
     case 'startsWith': if (s !== undefined && typeof a0 === 'string') return s.startsWith(a0); break;
     case 'endsWith': if (s !== undefined && typeof a0 === 'string') return s.endsWith(a0); break;
     case 'contains': if (s !== undefined && typeof a0 === 'string') return s.includes(a0); break;

@@ -2,7 +2,7 @@
 // paths (namespaced, cluster-scoped, all-namespace lists, subresources, the legacy
 // /watch/ prefix), watch streams, Status errors, Warning headers and the request log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApiCore, ListQuery, WriteOptions } from './operations.ts';
+import type { ApiCore, ListQuery, WriteOptions, WriteResult } from './operations.ts';
 import type { ResourceType } from './registry.ts';
 import { ApiError, expired, failure } from './status.ts';
 import type { Status } from './status.ts';
@@ -212,6 +212,32 @@ export function createApiHttp(core: ApiCore, log: RequestLogEntry[], opts: HttpO
     }
   }
 
+  /** The ownerReferences of an existing object (undefined: it does not exist, or a subresource is written). */
+  function ownerRefsOf(rt: ResourceType, ns: string | undefined, name: string, sub: string): string | undefined {
+    if (sub !== '') return undefined;
+    try {
+      return JSON.stringify(core.get(rt, ns, name).metadata.ownerReferences ?? []);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Authorization checks a real API server makes beyond the request's own verb, logged as
+   * extra entries (same path, `authorizedFor` saying why) so RBAC checks see them:
+   * - a PATCH that creates the object (server-side apply of a new object) is also
+   *   authorized as `create` (the apiserver's patch handler wraps its create path in a
+   *   create check);
+   * - a write that changes metadata.ownerReferences needs `delete` on the object under
+   *   the OwnerReferencesPermissionEnforcement admission plugin.
+   */
+  function authorizeSideEffects(entry: RequestLogEntry, before: string | undefined, r: WriteResult): void {
+    if (r.code >= 300 || entry.subresource !== undefined) return;
+    const after = JSON.stringify((r.object as KubeObject).metadata?.ownerReferences ?? []);
+    if (entry.verb === 'patch' && r.code === 201) log.push({ ...entry, verb: 'create', code: r.code, authorizedFor: 'patch-creates' });
+    else if (before !== undefined && before !== after) log.push({ ...entry, verb: 'delete', code: r.code, authorizedFor: 'owner-references-changed' });
+  }
+
   async function serve(req: IncomingMessage, res: ServerResponse, entry: RequestLogEntry): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const q = url.searchParams;
@@ -274,14 +300,20 @@ export function createApiHttp(core: ApiCore, log: RequestLogEntry[], opts: HttpO
     }
     if (method === 'PUT') {
       if (p.name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
-      done(core.replace(rt, ns, p.name, sub, parseJsonBody(await readBody(req)), wopts));
+      const before = ownerRefsOf(rt, ns, p.name, sub);
+      const r = core.replace(rt, ns, p.name, sub, parseJsonBody(await readBody(req)), wopts);
+      authorizeSideEffects(entry, before, r);
+      done(r);
       return;
     }
     if (method === 'PATCH') {
       if (p.name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
       const ct = req.headers['content-type'] ?? '';
       entry.patchType = ct.split(';')[0]?.trim() ?? '';
-      done(core.patch(rt, ns, p.name, sub, ct, await readBody(req), wopts));
+      const before = ownerRefsOf(rt, ns, p.name, sub);
+      const r = core.patch(rt, ns, p.name, sub, ct, await readBody(req), wopts);
+      authorizeSideEffects(entry, before, r);
+      done(r);
       return;
     }
     if (method === 'DELETE') {

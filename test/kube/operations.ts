@@ -5,6 +5,7 @@
 import { ApplyConflictError, apply, managedFieldsFromOwners, ownersEqual, ownersFromManagedFields, recordUpdate } from './apply.ts';
 import type { FieldOwner } from './apply.ts';
 import { IpAllocator, defaultBuiltin } from './defaults.ts';
+import { canonicalizeBuiltin } from './canonical.ts';
 import { PatchError, jsonPatch, mergePatch, strategicMergePatch } from './patch.ts';
 import { Registry } from './registry.ts';
 import type { ResourceType } from './registry.ts';
@@ -251,6 +252,7 @@ export class ApiCore {
     let causes: StatusCause[] = validateMeta(next, rt.nameRule);
     if (rt.builtin) {
       defaultBuiltin(rt.group, rt.kind, next, old, this.ips);
+      canonicalizeBuiltin(next);
       if (causes.length === 0) causes = validateBuiltin(rt.group, rt.kind, next, old);
     } else {
       const check = validateCustomResource(next, rt.schema, old);

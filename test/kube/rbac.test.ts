@@ -31,9 +31,12 @@ test('uncoveredRequests lists the calls a role would refuse, from a real client 
     await KubernetesObjectApi.makeApiClient(kc).patch({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'relay', namespace: 'default' }, spec: { ports: [{ port: 25 }] } },
       undefined, undefined, 'mailrelay', true, PatchStrategy.ServerSideApply);
     const role: PolicyRule[] = [
-      { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'patch'] },
+      { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
     ];
     assert.deepEqual(uncoveredRequests(server.requestLog, role), ['list apps/statefulsets']);
+    // An apply that creates the object is authorized as create too, as the real apiserver does.
+    const patchOnly: PolicyRule[] = [{ apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'patch'] }];
+    assert.deepEqual(uncoveredRequests(server.requestLog, patchOnly), ['create core/services (relay)', 'list apps/statefulsets']);
     assert.deepEqual(uncoveredRequests(server.requestLog, [...role, { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['list'] }]), []);
     assert.ok(uncoveredRequests(server.requestLog, role, false).includes('get /api/v1'));
   } finally {

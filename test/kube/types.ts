@@ -75,6 +75,8 @@ export interface RequestLogEntry {
   /** Content-Type of a PATCH. */
   patchType?: string;
   userAgent?: string;
+  /** Set on an extra entry for an authorization check a request caused beyond its own verb (see http.ts authorizeSideEffects). */
+  authorizedFor?: 'patch-creates' | 'owner-references-changed';
 }
 
 /** True for a plain JSON object (not an array, not null). */

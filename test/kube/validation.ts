@@ -456,6 +456,42 @@ function semanticCauses(key: string, obj: KubeObject, old: KubeObject | undefine
     case 'apiextensions.k8s.io/CustomResourceDefinition':
       causes.push(...crdCauses(obj));
       break;
+    case 'networking.k8s.io/NetworkPolicy':
+      causes.push(...networkPolicyCauses(spec));
+      break;
+  }
+  return causes;
+}
+
+/** The numeric range [first, last] of an IPv4 CIDR, or undefined (IPv6 and bad text: not checked here). */
+function ipv4Range(cidr: unknown): [number, number] | undefined {
+  const m = typeof cidr === 'string' ? /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr) : null;
+  if (!m) return undefined;
+  const ip = m.slice(1, 5).reduce((a, o) => a * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(m[5]));
+  const first = Math.floor(ip / size) * size;
+  return [first, first + size - 1];
+}
+
+/** networking/v1 validation the operator's children can hit: ipBlock.except must lie strictly inside cidr (found by the differential test). */
+function networkPolicyCauses(spec: Obj): StatusCause[] {
+  const causes: StatusCause[] = [];
+  for (const dir of ['ingress', 'egress'] as const) {
+    const rules = Array.isArray(spec[dir]) ? spec[dir] : [];
+    rules.forEach((rule, i) => {
+      const peers = isObj(rule) && Array.isArray(rule[dir === 'ingress' ? 'from' : 'to']) ? rule[dir === 'ingress' ? 'from' : 'to'] as unknown[] : [];
+      peers.forEach((peer, j) => {
+        const block = isObj(peer) && isObj(peer.ipBlock) ? peer.ipBlock : undefined;
+        const outer = block ? ipv4Range(block.cidr) : undefined;
+        if (!block || !outer || !Array.isArray(block.except)) return;
+        block.except.forEach((ex, k) => {
+          const inner = ipv4Range(ex);
+          if (inner && !(inner[0] >= outer[0] && inner[1] <= outer[1] && (inner[0] !== outer[0] || inner[1] !== outer[1]))) {
+            causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(ex)}: must be a strict subset of \`cidr\``, field: `spec.${dir}[${i}].${dir === 'ingress' ? 'from' : 'to'}[${j}].ipBlock.except[${k}]` });
+          }
+        });
+      });
+    });
   }
   return causes;
 }
@@ -481,6 +517,14 @@ function crdCauses(obj: KubeObject): StatusCause[] {
     if (!isObj(schema)) causes.push({ reason: 'FieldValueRequired', message: 'Required value: schemas are required', field: `spec.versions[${i}].schema.openAPIV3Schema` });
     else if (schema.type !== 'object') causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${fmtValue(schema.type)}: must be object at the root`, field: `spec.versions[${i}].schema.openAPIV3Schema.type` });
     else {
+      // apiextensions validation: the metadata schema may say nothing but type: object and
+      // constraints on name/generateName (a description, too, is refused). Found by
+      // test/cluster/differential.test.ts: the shipped CRD carried a description there and
+      // no real API server would install it.
+      const meta = isObj(schema.properties) ? schema.properties.metadata : undefined;
+      if (isObj(meta) && Object.keys(meta).some((k) => k !== 'type' && !(k === 'properties' && isObj(meta.properties) && Object.keys(meta.properties).every((p) => p === 'name' || p === 'generateName')))) {
+        causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified', field: `spec.validation.openAPIV3Schema.properties[metadata]` });
+      }
       try { compile(stripMetadata(schema)); } catch (e) {
         causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${String((e as Error).message)}`, field: `spec.versions[${i}].schema.openAPIV3Schema` });
       }

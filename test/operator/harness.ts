@@ -66,6 +66,7 @@ export async function startTestOperator(cluster: TestCluster, opts: Partial<Cont
     retryBackoff: { initialMs: 50, maxMs: 1000 },
     discoveryTtlMs: 0,
     resyncMs: 0,
+    secretRefreshMs: 100,
     scaleDownPollMs: 100,
     events: { minIntervalMs: 0 },
     log: pino({ level: process.env.OPERATOR_TEST_LOG ?? 'silent' }),

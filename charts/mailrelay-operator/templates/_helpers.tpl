@@ -104,13 +104,21 @@ requests; nothing here goes unused by the code):
   subresource. mailrelays/finalizers "update" is needed for ownerReferences with
   blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is
   on (e.g. OpenShift). The operator adds no finalizers and never patches a MailRelay.
-- Children the operator owns: server-side apply is PATCH, also for a new object, so no
-  create; delete only for what a spec change turns off (NetworkPolicy, PDB, monitoring).
-  ConfigMaps, Services and StatefulSets are never deleted by the operator (the garbage
-  collector removes them with their MailRelay).
-- Secrets: read (referenced credentials, TLS and DKIM keys are hashed into the config hash
-  so a rotation rolls the relays), and create for the one the operator owns: the drain
-  token <name>-drain-token (ADR 0003 R2). It never updates, patches or deletes a Secret.
+- Children the operator owns: server-side apply is a PATCH, but a PATCH that creates the
+  object is also authorized as "create" (the apiserver's patch handler wraps its create
+  path in a create check), so apply needs get/list/watch, patch AND create. "delete": the
+  operator deletes what a spec change turns off (NetworkPolicy, PDB, monitoring), and
+  adopting an orphaned child (after `kubectl delete mailrelay --cascade=orphan` and a
+  re-create) changes its ownerReferences, which the OwnerReferencesPermissionEnforcement
+  admission plugin allows only to users who may delete the object. ConfigMaps, Services
+  and StatefulSets are otherwise never deleted by the operator (the garbage collector
+  removes them with their MailRelay).
+- Secrets: get by name, only those a MailRelay references (credentials, TLS and DKIM keys
+  are hashed into the config hash so a rotation rolls the relays; they are read again
+  every minute), and create for the one the operator owns: the drain token
+  <name>-drain-token (ADR 0003 R2). No list or watch: the operator keeps no cache of
+  every Secret in the cluster, and cannot enumerate them. It never updates, patches or
+  deletes a Secret.
 - PersistentVolumeClaims: read, and patch for the spool-state annotation a scale-down puts
   on a spool it cannot vouch for (ADR 0003). Pods: read only (readiness before a
   scale-down; the relay's /drain endpoint is called over the pod network, not the API).
@@ -133,19 +141,19 @@ requests; nothing here goes unused by the code):
 {{- end }}
 - apiGroups: [""]
   resources: [configmaps, services]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [statefulsets]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create]
+  verbs: [get, create]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, watch, patch]
@@ -157,7 +165,7 @@ requests; nothing here goes unused by the code):
   verbs: [create, patch]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
-  verbs: [get, patch, delete]
+  verbs: [get, create, patch, delete]
 {{- end }}
 
 {{/*
