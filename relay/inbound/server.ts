@@ -534,7 +534,7 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       const outcome = await msg.done;
       if (outcome === 'aborted') {
         // Nobody to answer. A sink that stored it anyway only leads to a duplicate when the client retries.
-        log.info({ ...facts, stored: stored?.id }, 'client went away during DATA');
+        log.info({ ...facts, queueId: stored?.id }, 'client went away during DATA');
         cb(new Error('client went away'));
         return;
       }
