@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { startFaultServer, type FaultServer } from '../peers/fault-server.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import type { RelayHandle } from '../../relay/service.ts';
 import { pluginMain } from '../../operator/kubectl-plugin.ts';
+import { controlPlaneBin } from '../cluster/control-plane.ts';
 import { createMailRelay, createNamespace, minimalSpec, MERGE, startTestCluster, type TestCluster } from './harness.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -115,7 +116,10 @@ describe('kubectl mailrelay', () => {
   });
 
   it('kubectl finds the plugin, and `queue list` runs in every pod of the MailRelay, and only those', async () => {
-    const r = await run('kubectl', ['mailrelay', '-n', NS, 'edge', 'queue', 'list'], env);
+    // kubectl as CI builds it (scripts/build-control-plane.sh, pinned), the one on PATH otherwise.
+    const bin = process.env.MAILRELAY_CLUSTER_BIN ?? controlPlaneBin();
+    const kubectl = existsSync(join(bin, 'kubectl')) ? join(bin, 'kubectl') : 'kubectl';
+    const r = await run(kubectl, ['mailrelay', '-n', NS, 'edge', 'queue', 'list'], env);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^==> pod edge-0 <==$/m);
     assert.match(r.stdout, /^==> pod edge-1 <==$/m);
