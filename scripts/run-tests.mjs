@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { ensureBuild } from './build.mjs';
 
 const roots = ['relay', 'operator', 'test', 'scripts'];
 const filters = process.argv.slice(2);
@@ -29,6 +30,9 @@ if (files.length === 0) {
   console.error('run-tests: no test files found');
   process.exit(1);
 }
+
+// Tests that start the CLI run the compiled one (bin/mailrelay.mjs -> dist/), as the image does.
+ensureBuild();
 
 const tapFile = join(mkdtempSync(join(tmpdir(), 'mailrelay-tests-')), 'results.tap');
 const args = [
