@@ -43,7 +43,10 @@ async function relayCommand(argv: string[]): Promise<number> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  return await new Promise<number>(() => undefined); // runs until a signal ends the process
+  // Runs until a signal ends the process, or until a drain asked over HTTP (the preStop
+  // hook) has closed the relay: then nothing is left to run, and the exit is a clean one
+  // (rather than node's 13 for a top-level await that never settled).
+  return await new Promise<number>((resolve) => process.once('beforeExit', () => resolve(0)));
 }
 
 /** Asks a running relay to drain and waits until it has stopped serving (or the timeout). */
