@@ -3,7 +3,7 @@
 // (Node 20 does not expand globs, so the files are listed here), then fails if
 // any test was skipped or marked todo, or if no test ran at all.
 // Usage: node scripts/run-tests.mjs [substring-filter ...]
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,12 @@ if (files.length === 0) {
 
 // Tests that start the CLI run the compiled one (bin/mailrelay.mjs -> dist/), as the image does.
 ensureBuild();
+// Tests that run the image (test/helpers/image.ts) get it built before their clock starts:
+// a build takes minutes, a check that it is up to date seconds.
+if (files.some((f) => readFileSync(f, 'utf8').includes('helpers/image.ts'))) {
+  const r = spawnSync('bash', [join('scripts', 'build-image.sh')], { stdio: 'inherit' });
+  if (r.status !== 0) { console.error('run-tests: scripts/build-image.sh failed'); process.exit(1); }
+}
 
 const tapFile = join(mkdtempSync(join(tmpdir(), 'mailrelay-tests-')), 'results.tap');
 const args = [
