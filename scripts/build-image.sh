@@ -102,9 +102,14 @@ mnt="$(bh mount "$ctr")"
 sbom="$out/mailrelay-$version.cdx.json"
 (cd "$mnt/app" && npm sbom --sbom-format cyclonedx --sbom-type application) >"$sbom"
 node -e '
-  const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const fs = require("fs");
+  const [file, app] = process.argv.slice(1);
+  const s = JSON.parse(fs.readFileSync(file, "utf8"));
   if (s.bomFormat !== "CycloneDX" || !(s.components?.length > 0)) throw new Error("SBOM has no components");
-' "$sbom"
+  // npm names the root component after its directory (/app); its purl already says mailrelay.
+  s.metadata.component.name = JSON.parse(fs.readFileSync(app + "/package.json", "utf8")).name;
+  fs.writeFileSync(file, JSON.stringify(s, null, 2) + "\n");
+' "$sbom" "$mnt/app"
 # The size a node stores once pulled: the unpacked root filesystem.
 size="$(du -sb "$mnt" | cut -f1)"
 bh rm "$ctr" >/dev/null
