@@ -9,6 +9,11 @@ import { parseArgs } from 'node:util';
 // The relay's modules (./config.ts, ./service.ts) are imported by the commands that use them:
 // loading them takes most of a start, and `drain` (every relay pod's preStop hook) and
 // `--help` need none of them (docs/benchmarks.md, "CLI start-up").
+let configModule: typeof import('./config.ts') | undefined;
+async function loadConfigModule(): Promise<typeof import('./config.ts')> {
+  configModule ??= await import('./config.ts');
+  return configModule;
+}
 
 const USAGE = `usage: mailrelay <relay|drain|operator|render|config-schema> [options]
   relay --config FILE [--smtp-port N] [--http-port N] [--spool DIR]   run a relay
@@ -23,7 +28,7 @@ async function relayCommand(argv: string[]): Promise<number> {
     args: argv,
     options: { config: { type: 'string', short: 'c' }, 'smtp-port': { type: 'string' }, 'http-port': { type: 'string' }, spool: { type: 'string' } },
   });
-  const { ConfigError, loadRelayConfig, parseRelayConfig } = await import('./config.ts');
+  const { ConfigError, loadRelayConfig, parseRelayConfig } = await loadConfigModule();
   if (!values.config) throw new ConfigError([{ path: '--config', message: 'a config file is required' }]);
   const base = await loadRelayConfig(values.config);
   const config = parseRelayConfig({
@@ -94,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
         }
       }
       case 'config-schema': {
-        const { relayConfigJsonSchema } = await import('./config.ts');
+        const { relayConfigJsonSchema } = await loadConfigModule();
         process.stdout.write(`${JSON.stringify(relayConfigJsonSchema(), null, 2)}\n`);
         return 0;
       }
@@ -104,8 +109,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     process.stderr.write(`mailrelay ${cmd}: ${(err as Error).message}\n`);
-    const { ConfigError } = await import('./config.ts');
-    return err instanceof ConfigError ? 2 : 1;
+    // Only the config module throws ConfigError: when it was never loaded, this is not one.
+    return configModule && err instanceof configModule.ConfigError ? 2 : 1;
   }
 }
 
