@@ -80,6 +80,21 @@ else
   bh build --format oci --timestamp "$created" "${args[@]}" -t "$image" -t "$cached" -f Dockerfile . >&2
 fi
 build_done=$SECONDS
+
+# vfs keeps every image as full copies: keep the three newest builds (other checkouts on this
+# machine may be using them) and this week's bases, drop the rest. Best effort: an image a
+# running test still has a container of stays.
+prune() {
+  local keep=3 ref
+  bh images --format '{{.Name}}:{{.Tag}} {{.CreatedAtRaw}}' 2>/dev/null | awk '$1 ~ /^localhost\/mailrelay\/builds:/' \
+    | sort -k2,3 -r | tail -n +$((keep + 1)) | while read -r ref _; do [ "$ref" = "$cached" ] || bh rmi "$ref" >/dev/null 2>&1 || true; done || true
+  if [ "$registry_bases" != 1 ]; then
+    bh images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep '^localhost/mailrelay-base/' | grep -v ":${runtime_base##*:}\$" \
+      | while read -r ref; do bh rmi "$ref" >/dev/null 2>&1 || true; done || true
+  fi
+  bh rmi --prune >/dev/null 2>&1 || true
+}
+prune
 label() { bh inspect --type image --format "{{index .OCIv1.Config.Labels \"$1\"}}" "$cached"; }
 id="$(bh inspect --type image --format '{{.FromImageID}}' "$cached")"
 
