@@ -107,6 +107,10 @@ export async function preparePod(opts: {
   data: VolumeData;
   runtime: PodRuntime;
   podName?: string;
+  /** The pod's namespace (for env fieldRefs). */
+  namespace?: string;
+  /** What the node mounts besides the pod's volumes (e.g. a service account's credentials): host dir -> container path, read-only. */
+  nodeMounts?: { hostPath: string; containerPath: string }[];
 }): Promise<PreparedPod> {
   const { podSpec, runtime, data } = opts;
   const container = (opts.container ? podSpec.containers.find((c) => c.name === opts.container) : podSpec.containers[0])
@@ -179,17 +183,24 @@ export async function preparePod(opts: {
       env.PATH = process.env.PATH ?? '/usr/bin:/bin';
       env.HOME = env.TMPDIR = mounts.get('/tmp') ?? root;
     }
-    for (const e of container.env ?? []) env[e.name] = e.value ?? '';
+    const fields: Record<string, string> = { 'metadata.name': podName, 'metadata.namespace': opts.namespace ?? 'default' };
+    for (const e of container.env ?? []) {
+      const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
+      if (e.valueFrom && !(fieldPath && fieldPath in fields)) throw new Error(`env ${e.name}: only value and fieldRef ${Object.keys(fields).join('/')} are simulated`);
+      env[e.name] = fieldPath ? fields[fieldPath]! : e.value ?? '';
+    }
     return env;
   };
 
   const launch = (argv: string[]): PodProcess => {
     if (runtime.kind === 'checkout') {
+      if (opts.nodeMounts?.length) throw new Error('nodeMounts need the image runtime');
       const [cmd = '', ...args] = argv.map(processPath);
       return collect(spawn(cmd, args, { env: processEnv(), stdio: ['ignore', 'pipe', 'pipe'] }));
     }
     const volumeMounts: ContainerMount[] = [...mounts].map(([containerPath, dir]) => ({ hostPath: dir, containerPath, readOnly: readOnly.has(containerPath) }));
     for (const f of ['hosts', 'hostname', 'resolv.conf']) volumeMounts.push({ hostPath: join(etc, f), containerPath: `/etc/${f}`, file: true });
+    for (const m of opts.nodeMounts ?? []) volumeMounts.push({ ...m, readOnly: true });
     volumeMounts.push({ hostPath: join(etc, 'termination-log'), containerPath: container.terminationMessagePath ?? '/dev/termination-log', file: true });
     return collect(startContainer({
       rootfs: runtime.image.rootfs,

@@ -1,9 +1,10 @@
 // End to end through a simulated kubelet (test/helpers/kubelet.ts): proves that what the
-// operator writes is what the relay runs. The operator runs as its CLI (`mailrelay operator`,
-// a child process with a kubeconfig). From the StatefulSet and ConfigMap it creates, the
-// relay is started exactly as the pod spec says, twice: from the built image's root
-// filesystem (its entrypoint, user 65532, read-only root, each volume at its mount path),
-// and from this checkout (the image's paths mapped to it). Only what a node provides
+// operator writes is what the relay runs, twice: with both programs run from the built
+// image's root filesystem (the image's entrypoint, user 65532, read-only root, each volume at
+// its mount path; the operator as the chart's Deployment renders it, with a kubeconfig for the
+// in-repo API server), and from this checkout (the operator as its CLI, the relay with the
+// image's paths mapped to the checkout). The relay is started exactly as the StatefulSet and
+// ConfigMap the operator creates say. Only what a node provides
 // differently is rewritten: the container ports to free loopback ports and the listen
 // addresses to 127.0.0.1 (the pod IP). Then mail goes through it to Postfix's smtp-sink (the
 // MailRelay's smarthost), the relay's /metrics are scraped, the readiness probe decides when
@@ -12,11 +13,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoordinationV1Api, type V1StatefulSet } from '@kubernetes/client-node';
+import { CoordinationV1Api, type V1Deployment, type V1StatefulSet } from '@kubernetes/client-node';
 import nodemailer from 'nodemailer';
 import { startSmtpSink, type SmtpSink } from '../peers/postfix.ts';
 import { waitFor } from '../kube/testutil.ts';
+import { findObject, helmTemplateObjects } from '../helpers/helm.ts';
 import { REPO, builtImage, mountImage, type MountedImage } from '../helpers/image.ts';
 import { preparePod, rewriteRelayConfig, withHostPorts, type PodProcess, type PodRuntime, type PreparedPod } from '../helpers/kubelet.ts';
 import {
@@ -24,6 +28,7 @@ import {
 } from './harness.ts';
 
 const CLI = join(REPO, 'bin', 'mailrelay.mjs');
+const LEASE = 'mailrelay-operator-leader';
 const USERS = 'app:$2b$10$/cxA/h56p3p6YJVw6CjvheDflgMtS/3GhGOwXq11WQ9FImT70IvPq\n'; // password change-me
 
 interface Proc { child: ChildProcess; out: string[]; exited: Promise<number | null> }
@@ -40,7 +45,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Proc {
 for (const runtimeKind of ['image', 'checkout'] as const) {
   describe(`simulated kubelet (${runtimeKind}): the operator's StatefulSet and ConfigMap run a real relay`, () => {
     let cluster: TestCluster;
-    let operator: Proc;
+    let operator: Proc | PodProcess;
     let sink: SmtpSink;
     let image: MountedImage | undefined;
     let pod: PreparedPod | undefined;
@@ -57,13 +62,37 @@ for (const runtimeKind of ['image', 'checkout'] as const) {
       createNamespace(cluster, ns);
       sink = await startSmtpSink({ dump: true });
       const kubeconfig = cluster.server.writeKubeconfig();
-      operator = run(process.execPath, [CLI, 'operator', '--namespace', ns, '--leader-elect', '--metrics-addr', '127.0.0.1:0', '--retry-period', '0.5', '--renew-deadline', '3', '--lease-duration', '5'], {
-        ...process.env, KUBECONFIG: kubeconfig, POD_NAMESPACE: ns, POD_NAME: 'mailrelay-operator-0', LEADER_ELECTION_LEASE_NAME: 'mailrelay-operator-leader',
-        RELAY_IMAGE: 'ghcr.io/mailrelay/mailrelay:e2e', LOG_LEVEL: 'info',
-      });
+      const flags = ['--metrics-addr', '127.0.0.1:0', '--retry-period', '0.5', '--renew-deadline', '3', '--lease-duration', '5'];
+      if (image) {
+        // The operator as the chart deploys it, from the image. The node hands it the
+        // kubeconfig, where a cluster would mount a service account token.
+        const kubeDir = mkdtempSync(join(tmpdir(), 'kubelet-kubeconfig-'));
+        copyFileSync(kubeconfig, join(kubeDir, 'kubeconfig'));
+        chmodSync(join(kubeDir, 'kubeconfig'), 0o644);
+        chmodSync(kubeDir, 0o755);
+        const objects = await helmTemplateObjects(join(REPO, 'charts', 'mailrelay-operator'), {
+          releaseName: 'mailrelay-operator', namespace: ns,
+          values: [{ replicaCount: 1, watchNamespace: ns, image: { tag: 'e2e' }, extraArgs: flags, extraEnv: [{ name: 'KUBECONFIG', value: '/var/run/kubeconfig/kubeconfig' }] }],
+        });
+        const podSpec = (findObject(objects, 'Deployment') as unknown as V1Deployment).spec?.template.spec;
+        assert.ok(podSpec);
+        assert.equal(podSpec.containers[0]?.env?.find((e) => e.name === 'LEADER_ELECTION_LEASE_NAME')?.value, LEASE);
+        const operatorPod = await preparePod({
+          podSpec, runtime: { kind: 'image', image }, podName: 'mailrelay-operator-0', namespace: ns,
+          data: { configMap: async () => undefined, secret: async () => undefined },
+          nodeMounts: [{ hostPath: kubeDir, containerPath: '/var/run/kubeconfig' }],
+        });
+        operator = operatorPod.start();
+      } else {
+        operator = run(process.execPath, [CLI, 'operator', '--namespace', ns, '--leader-elect', ...flags], {
+          ...process.env, KUBECONFIG: kubeconfig, POD_NAMESPACE: ns, POD_NAME: 'mailrelay-operator-0', LEADER_ELECTION_LEASE_NAME: LEASE,
+          RELAY_IMAGE: 'ghcr.io/mailrelay/mailrelay:e2e', LOG_LEVEL: 'info',
+        });
+      }
       const started = await waitFor('the operator to start', () => operator.out.join('').split('\n').map((l) => {
         try { return JSON.parse(l) as { msg?: string; metrics?: string }; } catch { return undefined; }
-      }).find((l) => l?.msg === 'operator started'), 30_000);
+      }).find((l) => l?.msg === 'operator started'), 30_000)
+        .catch((err: Error) => { throw new Error(`${err.message}\noperator output:\n${operator.out.join('').slice(-3000)}`); });
       metricsUrl = `http://${started.metrics}`;
     });
     after(async () => {
@@ -190,7 +219,7 @@ for (const runtimeKind of ['image', 'checkout'] as const) {
 
       operator.child.kill('SIGTERM');
       assert.equal(await operator.exited, 0, operator.out.join('').slice(-2000));
-      const lease = await cluster.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'mailrelay-operator-leader', namespace: ns });
+      const lease = await cluster.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE, namespace: ns });
       assert.equal(lease.spec?.holderIdentity, '', 'released on shutdown');
       assert.ok((await getMailRelay(cluster, ns, 'relay')).status);
     });
