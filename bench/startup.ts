@@ -7,8 +7,8 @@
 //   npm run bench:startup [-- --runs 30 --rss-runs 5 --baseline /tmp/base]
 //
 // Start time: hyperfine (-N, warm-up runs first, so the page cache and tsx's transform cache
-// are warm), `--help` and `drain` against a port where nothing listens (the preStop hook's
-// start-up, up to its first connection attempt). Also the tsx loader with its cache off,
+// are warm; three rounds over all variants), `--help` and `drain` against a port where
+// nothing listens (the preStop hook's start-up, up to its first connection attempt). Also the tsx loader with its cache off,
 // which is what a fresh pod's first start (an empty /tmp) pays.
 // Idle RSS: `relay --config` with a loopback smarthost config, read from /proc/PID/status
 // (VmRSS) 5 s after /readyz answers 200, median of --rss-runs starts.
@@ -40,18 +40,30 @@ const median = (xs: number[]): number => {
 };
 const quote = (a: string): string => (/^[\w./:=-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
-/** Median wall seconds of each variant running `args`, from one hyperfine run (so the variants interleave in time). */
-function startTimes(args: string[]): number[] {
+/**
+ * Each variant running `args`: median wall seconds and mean CPU seconds (user + system; less
+ * sensitive than wall time to other jobs on the machine). Three hyperfine rounds, each over
+ * every variant, so that a change in load hits them all alike.
+ */
+function startTimes(args: string[]): { wall: number; cpu: number }[] {
   const dir = mkdtempSync(join(tmpdir(), 'bench-startup-'));
   const json = join(dir, 'out.json');
-  const cmds = variants.map((v) => [...Object.entries(v.env ?? {}).map(([k, x]) => `${k}=${x}`), ...v.argv, ...args].map(quote).join(' '));
   // -N runs without a shell; env assignments need one, so those go through `env`.
-  const hf = cmds.map((c, i) => (variants[i]!.env ? `env ${c}` : c));
-  const r = spawnSync('hyperfine', ['-N', '--warmup', '3', '--runs', String(runs), '-i', '--export-json', json, ...hf], { stdio: ['ignore', 'inherit', 'inherit'], cwd: ROOT });
-  if (r.status !== 0) throw new Error('hyperfine failed');
-  const out = JSON.parse(readFileSync(json, 'utf8')) as { results: { median: number }[] };
+  const cmds = variants.map((v) => [...(v.env ? ['env', ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`)] : []), ...v.argv, ...args].map(quote).join(' '));
+  const times = variants.map(() => [] as number[]);
+  const cpu = variants.map(() => [] as number[]);
+  const rounds = 3;
+  for (let round = 0; round < rounds; round++) {
+    const r = spawnSync('hyperfine', ['-N', '--warmup', '3', '--runs', String(Math.ceil(runs / rounds)), '-i', '--style', 'basic', '--export-json', json, ...cmds], { stdio: ['ignore', 'inherit', 'inherit'], cwd: ROOT });
+    if (r.status !== 0) throw new Error('hyperfine failed');
+    const out = JSON.parse(readFileSync(json, 'utf8')) as { results: { times: number[]; user: number; system: number }[] };
+    out.results.forEach((x, i) => {
+      times[i]!.push(...x.times);
+      cpu[i]!.push(x.user + x.system);
+    });
+  }
   rmSync(dir, { recursive: true, force: true });
-  return out.results.map((x) => x.median);
+  return variants.map((_, i) => ({ wall: median(times[i]!), cpu: cpu[i]!.reduce((a, b) => a + b, 0) / cpu[i]!.length }));
 }
 
 /** VmRSS (KiB) of an idle relay started by `v`, 5 s after it is ready. */
@@ -89,10 +101,12 @@ for (const v of variants.filter((x) => !x.env)) {
   rss.push(median(xs));
 }
 console.log(`load average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
-console.log('| variant | `--help` median | `drain` median | idle relay RSS (median) |');
-console.log('|---|---:|---:|---:|');
+const ms = (x: number): string => `${(x * 1000).toFixed(0)} ms`;
+console.log('| variant | `--help` wall (median) | `--help` CPU | `drain` wall (median) | `drain` CPU | idle relay RSS (median) |');
+console.log('|---|---:|---:|---:|---:|---:|');
 let r = 0;
 variants.forEach((v, i) => {
   const mem = v.env ? '-' : `${(rss[r++]! / 1024).toFixed(1)} MiB`;
-  console.log(`| ${v.name} | ${(help[i]! * 1000).toFixed(0)} ms (${(help[i]! / help[0]!).toFixed(2)}x) | ${(drain[i]! * 1000).toFixed(0)} ms (${(drain[i]! / drain[0]!).toFixed(2)}x) | ${mem} |`);
+  const h = help[i]!, d = drain[i]!, h0 = help[0]!, d0 = drain[0]!;
+  console.log(`| ${v.name} | ${ms(h.wall)} (${(h.wall / h0.wall).toFixed(2)}x) | ${ms(h.cpu)} | ${ms(d.wall)} (${(d.wall / d0.wall).toFixed(2)}x) | ${ms(d.cpu)} | ${mem} |`);
 });
