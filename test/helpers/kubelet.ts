@@ -16,7 +16,7 @@
 // loopback only), so each container port gets a free host port, and the caller points the
 // relay at them (rewriteRelayConfig).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
@@ -63,6 +63,8 @@ export interface PreparedPod {
   start(): PodProcess;
   /** Runs a command in the container, as an exec hook or probe does. */
   exec(command: string[]): PodProcess;
+  /** Deletes the pod's volumes (its processes must have exited). */
+  remove(): void;
 }
 
 /** The image's paths, mapped to this checkout (the Dockerfile puts the CLI under /app). */
@@ -96,9 +98,9 @@ function applyFsGroup(dir: string, gid: number, writable: boolean): void {
 }
 
 /**
- * Prepares container `name` (default: the first) of a pod: fills a host directory per
- * volumeMount and picks a host port per container port. `claims` names the StatefulSet's
- * volumeClaimTemplates (each an empty directory, like a fresh PVC).
+ * Prepares one container of a pod (`container` names it; default the first): fills a host
+ * directory per volumeMount and picks a host port per container port. `claims` names the
+ * StatefulSet's volumeClaimTemplates (each an empty directory, like a fresh PVC).
  */
 export async function preparePod(opts: {
   podSpec: V1PodSpec;
@@ -114,7 +116,7 @@ export async function preparePod(opts: {
 }): Promise<PreparedPod> {
   const { podSpec, runtime, data } = opts;
   const container = (opts.container ? podSpec.containers.find((c) => c.name === opts.container) : podSpec.containers[0])
-    ?? assertNever(`no container ${opts.container ?? ''}`);
+    ?? fail(`no container ${opts.container ?? ''}`);
   const root = mkdtempSync(join(tmpdir(), 'kubelet-'));
   const fsGroup = podSpec.securityContext?.fsGroup;
   const mounts = new Map<string, string>();
@@ -221,7 +223,7 @@ export async function preparePod(opts: {
     mounts,
     ports,
     user,
-    port: (name) => ports.get(container.ports?.find((p) => p.name === name)?.containerPort ?? -1) ?? assertNever(`no container port ${name}`),
+    port: (name) => ports.get(container.ports?.find((p) => p.name === name)?.containerPort ?? -1) ?? fail(`no container port ${name}`),
     hostPath,
     processPath,
     start: () => {
@@ -231,6 +233,7 @@ export async function preparePod(opts: {
       return launch([...entrypoint, ...args]);
     },
     exec: (command) => launch(command),
+    remove: () => rmSync(root, { recursive: true, force: true }),
   };
 }
 
@@ -241,7 +244,7 @@ export async function preparePod(opts: {
  */
 export function rewriteRelayConfig(pod: PreparedPod): string {
   const args = pod.container.args ?? [];
-  const configFile = args[args.indexOf('--config') + 1] ?? assertNever('no --config in the container args');
+  const configFile = args[args.indexOf('--config') + 1] ?? fail('no --config in the container args');
   const file = pod.hostPath(configFile);
   const mapDeep = (v: unknown): unknown => {
     if (typeof v === 'string') return pod.processPath(v);
@@ -250,8 +253,8 @@ export function rewriteRelayConfig(pod: PreparedPod): string {
     return v;
   };
   const config = mapDeep(parse(readFileSync(file, 'utf8'))) as { inbound: { port: number; host?: string }; http: { port: number; host?: string } };
-  config.inbound.port = pod.ports.get(config.inbound.port) ?? assertNever(`inbound.port ${config.inbound.port} is not a container port`);
-  config.http.port = pod.ports.get(config.http.port) ?? assertNever(`http.port ${config.http.port} is not a container port`);
+  config.inbound.port = pod.ports.get(config.inbound.port) ?? fail(`inbound.port ${config.inbound.port} is not a container port`);
+  config.http.port = pod.ports.get(config.http.port) ?? fail(`http.port ${config.http.port} is not a container port`);
   config.inbound.host = '127.0.0.1';
   config.http.host = '127.0.0.1';
   const mode = statSync(file).mode;
@@ -268,6 +271,6 @@ export function withHostPorts(pod: PreparedPod, command: string[]): string[] {
   }));
 }
 
-function assertNever(message: string): never {
+function fail(message: string): never {
   throw new Error(message);
 }

@@ -93,6 +93,7 @@ describe('the image runs the relay StatefulSet the operator renders', () => {
   after(async () => {
     await stop(relay);
     await sink?.close();
+    pod?.remove();
     await image?.remove();
   });
 
@@ -191,7 +192,9 @@ describe('the image runs the operator Deployment the chart renders', () => {
     assert.deepEqual(pod.user, { uid: RUN_AS_ID, gid: RUN_AS_ID });
     assert.equal(pod.container.securityContext?.readOnlyRootFilesystem, true);
     const help = pod.exec([...(image.config.Entrypoint ?? []), ...(pod.container.args ?? []), '--help']);
-    assert.equal(await help.exited, 0, help.out.join(''));
+    const code = await help.exited;
+    pod.remove();
+    assert.equal(code, 0, help.out.join(''));
     assert.match(help.out.join(''), /^usage: mailrelay operator/m);
   });
 });

@@ -49,6 +49,7 @@ for (const runtimeKind of ['image', 'checkout'] as const) {
     let sink: SmtpSink;
     let image: MountedImage | undefined;
     let pod: PreparedPod | undefined;
+    let operatorPod: PreparedPod | undefined;
     let relay: PodProcess | undefined;
     let metricsUrl = '';
     const ns = 'mail';
@@ -77,7 +78,7 @@ for (const runtimeKind of ['image', 'checkout'] as const) {
         const podSpec = (findObject(objects, 'Deployment') as unknown as V1Deployment).spec?.template.spec;
         assert.ok(podSpec);
         assert.equal(podSpec.containers[0]?.env?.find((e) => e.name === 'LEADER_ELECTION_LEASE_NAME')?.value, LEASE);
-        const operatorPod = await preparePod({
+        operatorPod = await preparePod({
           podSpec, runtime: { kind: 'image', image }, podName: 'mailrelay-operator-0', namespace: ns,
           data: { configMap: async () => undefined, secret: async () => undefined },
           nodeMounts: [{ hostPath: kubeDir, containerPath: '/var/run/kubeconfig' }],
@@ -101,6 +102,9 @@ for (const runtimeKind of ['image', 'checkout'] as const) {
       await sink.close();
       await cluster.close();
       await relay?.exited;
+      if (operator.child.exitCode === null && operator.child.signalCode === null) await operator.exited;
+      pod?.remove();
+      operatorPod?.remove();
       await image?.remove();
     });
 
