@@ -3,9 +3,9 @@
 // a usage mistake prints a line naming the flag at fault, then the usage, on stderr (exit 2);
 // any other failure is one line on stderr (exit 1).
 import { pathToFileURL } from 'node:url';
-import pino from 'pino';
-import { ConfigError, loadRelayConfig, parseRelayConfig, relayConfigJsonSchema } from './config.ts';
-import { startRelay } from './service.ts';
+// The relay's modules (./config.ts, ./service.ts, pino) are imported by the commands that use
+// them: loading them takes most of a start, and `drain` (every relay pod's preStop hook),
+// `queue` and `--help` need none of them (docs/benchmarks.md, "CLI start-up").
 import { UsageError, parseFlags, portFlag, secondsFlag } from './cli/args.ts';
 import { endpointFrom, relayRequest, RelayRequestError } from './cli/client.ts';
 import { QUEUE_USAGE, queueCommand } from './queue/cli.ts';
@@ -15,6 +15,12 @@ import { mailrelayVersion } from './version.ts';
 export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
+}
+
+let configModule: typeof import('./config.ts') | undefined;
+async function loadConfigModule(): Promise<typeof import('./config.ts')> {
+  configModule ??= await import('./config.ts');
+  return configModule;
 }
 
 const PROCESS_IO: CliIo = { out: (t) => { process.stdout.write(t); }, err: (t) => { process.stderr.write(t); } };
@@ -78,6 +84,7 @@ async function relayCommand(argv: string[], io: CliIo): Promise<number> {
   if (!v.config) throw new UsageError('--config: a config file is required');
   const smtpPort = portFlag('smtp-port', v['smtp-port']);
   const httpPort = portFlag('http-port', v['http-port']);
+  const { loadRelayConfig, parseRelayConfig } = await loadConfigModule();
   const base = await loadRelayConfig(String(v.config));
   const config = parseRelayConfig({
     ...base,
@@ -85,6 +92,7 @@ async function relayCommand(argv: string[], io: CliIo): Promise<number> {
     http: { ...base.http, ...(httpPort !== undefined ? { port: httpPort } : {}) },
     spool: { ...base.spool, ...(v.spool ? { dir: String(v.spool) } : {}) },
   });
+  const [{ default: pino }, { startRelay }] = await Promise.all([import('pino'), import('./service.ts')]);
   const log = pino({ level: config.log.level });
   const relay = await startRelay(config, { log });
   const main = log.child({ component: 'relay' });
@@ -102,7 +110,14 @@ async function relayCommand(argv: string[], io: CliIo): Promise<number> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  return await new Promise<number>(() => undefined); // runs until a signal ends the process
+  // Runs until a signal ends the process, or until a drain asked over HTTP (the preStop
+  // hook) has closed the relay: then nothing is left to run, and the exit is a clean one
+  // (rather than node's 13 for a top-level await that never settled).
+  return await new Promise<number>((resolve) => process.once('beforeExit', () => {
+    main.info({}, 'stopped');
+    log.flush();
+    resolve(0);
+  }));
 }
 
 /** Asks a running relay to drain and waits until it has stopped serving (or the timeout). */
@@ -174,6 +189,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       case 'config-schema': {
         const p = parseFlags(rest, {});
         if (p.help) return (io.out(CONFIG_SCHEMA_USAGE), 0);
+        const { relayConfigJsonSchema } = await loadConfigModule();
         io.out(`${JSON.stringify(relayConfigJsonSchema(), null, 2)}\n`);
         return 0;
       }
@@ -187,7 +203,8 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       const sub = cmd === 'queue' && rest[0] !== undefined && QUEUE_USAGE[rest[0]] !== undefined && rest[0] !== '' ? rest[0] : undefined;
       return printUsageError(io, sub ? `queue ${sub}` : cmd ?? '', err, sub ? QUEUE_USAGE[sub] : usageOf[cmd ?? '']);
     }
-    if (err instanceof ConfigError) {
+    // Only the config module throws ConfigError: when it was never loaded, this is not one.
+    if (configModule && err instanceof configModule.ConfigError) {
       io.err(`mailrelay ${cmd}: ${err.message}\n`);
       return 2;
     }

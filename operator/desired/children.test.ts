@@ -9,7 +9,7 @@ import { buildPodDisruptionBudget } from './pdb.ts';
 import { buildPrometheusRule, relayAlerts } from './prometheusrule.ts';
 import { buildClientService, buildHeadlessService } from './service.ts';
 import { buildServiceMonitor } from './servicemonitor.ts';
-import { deepFreeze, validateKubeObject } from './fixtures.ts';
+import { deepFreeze, validateKubeObject } from '../../test/helpers/desired-fixtures.ts';
 import { selectorLabels, selectorString } from './labels.ts';
 
 const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail', uid: 'u1' }, spec });

@@ -7,7 +7,7 @@ import { parseRelayConfig } from '../../relay/config.ts';
 import { secretInput } from '../api/inputs.ts';
 import { InvalidMailRelayError, type MailRelay, type MailRelaySpec } from '../api/mailrelay.ts';
 import { buildConfigMap, buildRelayConfig, specFieldOfRelayPath } from './configmap.ts';
-import { deepFreeze, loadExample } from './fixtures.ts';
+import { deepFreeze, loadExample } from '../../test/helpers/desired-fixtures.ts';
 
 const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail' }, spec });
 

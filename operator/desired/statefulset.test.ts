@@ -9,7 +9,7 @@ import { secretInput } from '../api/inputs.ts';
 import type { MailRelay, MailRelaySpec } from '../api/mailrelay.ts';
 import { CONFIG_HASH_ANNOTATION } from './config-hash.ts';
 import { buildStatefulSet, terminationGracePeriod } from './statefulset.ts';
-import { deepFreeze, loadExample, TEST_IMAGE } from './fixtures.ts';
+import { deepFreeze, loadExample, TEST_IMAGE } from '../../test/helpers/desired-fixtures.ts';
 import { withDefaults } from '../api/mailrelay.ts';
 
 const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail', uid: 'u1' }, spec });

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { Spool } from './spool.ts';
 import type { SpoolOptions } from './spool.ts';
 import { InvalidTransitionError, MessageNotFoundError, SpoolError } from './errors.ts';
-import { FaultFs } from './fault-fs.ts';
+import { FaultFs } from '../../test/helpers/fault-fs.ts';
 import type { Envelope, QueuedMessage, RecipientState } from './record.ts';
 
 const dirs: string[] = [];
