@@ -116,6 +116,11 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
       help: 'Bytes of message data accepted into the spool.',
       registers,
     }),
+    inboundProxyRefusals: new Counter({
+      name: 'mailrelay_inbound_proxy_refusals_total',
+      help: 'Inbound connections refused for the PROXY protocol, by reason: untrusted_source (a header from outside proxyProtocol.trustedNetworks), timeout (a trusted load balancer sent none), or the header problem (not_proxy, too_long, bad_syntax, bad_address, bad_version, unsupported_family).',
+      labelNames: ['reason'] as const, registers,
+    }),
     spfResults: new Counter({
       name: 'mailrelay_spf_results_total',
       help: 'SPF (RFC 7208) check results for inbound MAIL FROM/HELO identities.',
