@@ -23,6 +23,8 @@ const RELAY_TO_SPEC: readonly (readonly [string, string])[] = [
   ['inbound.authUsersFile', 'spec.auth'],
   ['inbound.requireTlsForAuth', 'spec.auth.requireTLS'],
   ['inbound.spf', 'spec.senderVerification.spf'],
+  ['inbound.proxyProtocol', 'spec.service.proxyProtocol'],
+  ['inbound.greetingDelay', 'spec.greetingDelay'],
   ['delivery.smarthost.auth.usernameFile', 'spec.delivery.smarthost.credentialsSecretRef.usernameKey'],
   ['delivery.smarthost.auth', 'spec.delivery.smarthost.credentialsSecretRef'],
   ['delivery.dkim.keyFile', 'spec.delivery.dkim.keySecretRef'],
@@ -53,6 +55,8 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
     relayNetworks: [...spec.relayNetworks],
     maxMessageSize: Math.floor(parseQuantity(spec.maxMessageSize) ?? Number.NaN),
   };
+  if (spec.service.proxyProtocol) inbound.proxyProtocol = { trustedNetworks: [...spec.service.proxyProtocol.trustedNetworks] };
+  if (spec.greetingDelay) inbound.greetingDelay = seconds(spec.greetingDelay);
   if (spec.tls) inbound.tls = { certFile: secretFile('tlsCert'), keyFile: secretFile('tlsKey') };
   const spf = spec.senderVerification.spf;
   if (spf.enabled) inbound.spf = { enabled: true, policy: spf.policy, skipTrusted: spf.skipTrusted };

@@ -187,6 +187,9 @@ export interface SmtpListener {
 // sendmail's joke commands.
 const ALWAYS_DISABLED = ['XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
 
+/** A socket's peer address as logs and trust checks want it: an IPv4 client of a dual-stack listener without its ::ffff: prefix. */
+const plainAddress = (a: string | undefined): string => (a ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+
 const smtpError = (r: PolicyReply): SMTPServerError => Object.assign(new Error(replyMessage(r)), { responseCode: r.code });
 
 /** smtp-server's session id format: 80 random bits, base 32, 16 characters. */
@@ -228,12 +231,12 @@ class AdaptedServer extends SMTPServer {
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
-    this.created?.(connection, socket.remoteAddress ?? '');
+    this.created?.(connection, plainAddress(socket.remoteAddress));
     connection.init();
   }
 
   override _expectsProxyHeader(socket: net.Socket): boolean {
-    return this.proxy !== undefined && this.proxy.trusted(socket.remoteAddress ?? '');
+    return this.proxy !== undefined && this.proxy.trusted(plainAddress(socket.remoteAddress));
   }
 
   override _handleProxy(socket: net.Socket, callback: (err: Error | null, socketOptions?: SMTPConnectionOptions & { id: string }) => void): void {
@@ -259,7 +262,7 @@ function readProxyHeader(
   socket: net.Socket, proxy: ProxyOptions, id: string,
   callback: (err: Error | null, socketOptions?: SMTPConnectionOptions & { id: string }) => void,
 ): void {
-  const peer = socket.remoteAddress ?? '';
+  const peer = plainAddress(socket.remoteAddress);
   let buf: Buffer = Buffer.alloc(0);
   let finished = false;
   const cleanup = (): void => {
