@@ -55,6 +55,12 @@ export interface SpoolOptions {
    * whichever is smaller; 0 disables.
    */
   reserveBytes?: number;
+  /**
+   * Bytes of just-accepted inline bodies kept in memory, so the first delivery attempt reads
+   * them from here instead of the log (default 16 MiB; 0 disables). Oldest out first; a
+   * message's body leaves when the message completes.
+   */
+  freshBodyCacheBytes?: number;
   /** Where recovery findings and background failures (compaction, segment deletion) go. */
   log?: SpoolLogger;
   /** The file system; tests inject faults through it. */
@@ -118,6 +124,10 @@ export class Spool {
   private readonly index = new QueueIndex();
   private readonly queues = new Map<string, QueueItem[]>();
   private readonly cache = new Map<string, Current>();
+  /** Inline bodies of recent accepts, insertion order (oldest first), at most freshMax bytes in all. */
+  private readonly fresh = new Map<string, Buffer>();
+  private freshBytes = 0;
+  private readonly freshMax: number;
   private readonly newId: () => string;
   private readonly fs: SpoolFs;
   private readonly sync: boolean;
@@ -148,6 +158,7 @@ export class Spool {
     this.sync = options.fsync ?? true;
     this.logger = options.log ?? noopLog;
     this.inlineMax = options.inlineBodyMaxBytes ?? 256 * 1024;
+    this.freshMax = Math.max(0, options.freshBodyCacheBytes ?? 16 * 1024 * 1024);
     this.reserveOption = options.reserveBytes === undefined ? undefined : Math.max(0, options.reserveBytes);
     this.newId = createIdGenerator(options.clock ?? Date.now);
     this.logDir = join(dir, 'log');
@@ -232,6 +243,12 @@ export class Spool {
       const head: Current['head'] = external === undefined ? { type: 'message', id, envelope: env } : { type: 'message', id, envelope: env, external };
       const cur: Current = { prefix: decodeRecordPrefix(rec) as RecordPrefix, head, recipients: restore(env.recipients, undefined) };
       this.cachePut(id, cur);
+      // The bytes just made durable: the first delivery attempt needs them again at once.
+      if (staged.kind === 'inline') {
+        // A Uint8Array body is the caller's and may change after we return; our own chunks are copies already.
+        const b = staged.bytes;
+        this.freshPut(id, body instanceof Uint8Array ? Buffer.from(b) : Buffer.from(b.buffer, b.byteOffset, b.length));
+      }
       return toQueued(cur);
     });
   }
@@ -271,6 +288,9 @@ export class Spool {
   /** Streams exactly the body bytes; errors with MessageNotFoundError, SpoolError or CorruptRecordError. */
   openBody(id: string): Readable {
     const entry = this.index.get(id);
+    const fresh = this.closed || entry === undefined ? undefined : this.fresh.get(id);
+    // Written, checked and fdatasynced from this very buffer, so it equals what the log holds.
+    if (fresh !== undefined) return Readable.from([fresh], { objectMode: false });
     if (this.closed || entry === undefined) {
       const err = this.closed ? new SpoolError('io', 'openBody', { detail: 'spool is closed' }) : new MessageNotFoundError(id);
       const r = new Readable({ read() { /* errors below */ } });
@@ -333,6 +353,8 @@ export class Spool {
     await this.bodiesCommitter.idle();
     await this.log.close();
     await this.closeDirs();
+    this.fresh.clear();
+    this.freshBytes = 0;
     openDirs.delete(this.dir);
   }
 
@@ -467,6 +489,7 @@ export class Spool {
       if (completed) {
         this.index.delete(id);
         this.cache.delete(id);
+        this.freshDelete(id);
         this.log.unref(loc); // a done record needs no reference: see log.ts on deletion order
         this.log.unref(entry.msgLoc);
         this.log.unref(entry.stateLoc);
@@ -567,6 +590,25 @@ export class Spool {
     } finally {
       await this.log.release(seg);
     }
+  }
+
+  private freshPut(id: string, body: Buffer): void {
+    // A body worth a large share of the cache would flush everything else out for one message.
+    if (body.length === 0 || body.length > this.freshMax / 4) return;
+    this.fresh.set(id, body);
+    this.freshBytes += body.length;
+    for (const [old, b] of this.fresh) {
+      if (this.freshBytes <= this.freshMax) break;
+      this.fresh.delete(old);
+      this.freshBytes -= b.length;
+    }
+  }
+
+  private freshDelete(id: string): void {
+    const b = this.fresh.get(id);
+    if (b === undefined) return;
+    this.fresh.delete(id);
+    this.freshBytes -= b.length;
   }
 
   private cachePut(id: string, cur: Current): void {
