@@ -137,6 +137,7 @@ export const InboundSchema = z.object({
 
 /** The full relay configuration. */
 export const RelayConfigSchema = z.object({
+  workers: z.number().int().min(1).max(64).default(1).describe('relay processes: each takes its share of SMTP sessions (one listening port, handed out in turn), has a spool shard of its own and delivers it; a primary process supervises them and serves HTTP (docs/adr/0005-workers.md). Per-relay limits (connections, rates, concurrencyPerDestination) are divided between them. Match the CPU cores the relay may use'),
   inbound: InboundSchema.default(InboundSchema.parse({})),
   spool: z.object({
     dir: z.string().min(1).default('/var/spool/mailrelay').describe('spool directory (a PersistentVolume in Kubernetes)'),

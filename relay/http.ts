@@ -7,11 +7,12 @@ import type { Registry } from 'prom-client';
 
 /** What the HTTP endpoints ask of the relay. */
 export interface HttpHandlers {
-  registry: Registry;
+  /** Where /metrics comes from: the relay's registry, or a multi-process relay's aggregate of its workers'. */
+  registry: Pick<Registry, 'metrics' | 'contentType'>;
   /** Refreshes gauges computed on demand (queue depth) just before a scrape. */
   beforeScrape?: () => void;
   live: () => boolean;
-  ready: () => { ok: boolean; reasons: string[] };
+  ready: () => { ok: boolean; reasons: string[] } | Promise<{ ok: boolean; reasons: string[] }>;
   /** exit: the preStop drain (deliver, then stop); hold: refuse mail but keep running (ADR 0003); undo: end a hold. */
   drain: (mode: 'exit' | 'hold' | 'undo') => Promise<boolean>;
   /** The bearer token non-loopback /drain calls must present; without one only loopback may drain. */
@@ -45,8 +46,11 @@ export async function startHttp(host: string, port: number, h: HttpHandlers): Pr
     }
     if (url === '/healthz') return send(h.live() ? 200 : 500, h.live() ? 'ok\n' : 'unhealthy\n');
     if (url === '/readyz') {
-      const r = h.ready();
-      return send(r.ok ? 200 : 503, r.ok ? 'ready\n' : `not ready: ${r.reasons.join(', ')}\n`);
+      Promise.resolve(h.ready()).then(
+        (r) => send(r.ok ? 200 : 503, r.ok ? 'ready\n' : `not ready: ${r.reasons.join(', ')}\n`),
+        (err: Error) => send(503, `not ready: ${err.message}\n`),
+      );
+      return;
     }
     if (url === '/drain' && (req.method === 'POST' || req.method === 'DELETE')) {
       let token: string | undefined;

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadRelayConfig, parseRelayConfig, relayConfigJsonSchema } from './config.ts';
 import { startRelay } from './service.ts';
+import { isRelayWorker, relayProcesses, runRelayPrimary, runRelayWorker } from './cluster.ts';
 
 const USAGE = `usage: mailrelay <relay|drain|operator|render|config-schema> [options]
   relay --config FILE [--smtp-port N] [--http-port N] [--spool DIR]   run a relay
@@ -22,6 +23,8 @@ async function relayCommand(argv: string[]): Promise<number> {
     args: argv,
     options: { config: { type: 'string', short: 'c' }, 'smtp-port': { type: 'string' }, 'http-port': { type: 'string' }, spool: { type: 'string' } },
   });
+  // A worker forked by the primary of a multi-process relay: it runs the config the primary validated.
+  if (isRelayWorker()) return runRelayWorker();
   if (!values.config) throw new ConfigError([{ path: '--config', message: 'a config file is required' }]);
   const base = await loadRelayConfig(values.config);
   const config = parseRelayConfig({
@@ -30,6 +33,8 @@ async function relayCommand(argv: string[]): Promise<number> {
     http: { ...base.http, ...(values['http-port'] ? { port: Number(values['http-port']) } : {}) },
     spool: { ...base.spool, ...(values.spool ? { dir: values.spool } : {}) },
   });
+  // Several workers, or shards a larger `workers` setting left that must still be delivered.
+  if (relayProcesses(config) > 1) return runRelayPrimary(config);
   const relay = await startRelay(config);
   const stop = (signal: string) => {
     process.stderr.write(`mailrelay: ${signal}: draining (up to ${config.drain.timeout}s)\n`);

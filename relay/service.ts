@@ -1,5 +1,7 @@
-// One relay process: inbound SMTP -> durable spool -> scheduler -> delivery engine, plus
+// One relay: inbound SMTP -> durable spool -> scheduler -> delivery engine, plus
 // metrics/health over HTTP and a graceful drain. This is the only place they are wired.
+// startRelayCore is everything but HTTP: a one-process relay (startRelay) puts its HTTP
+// server on top, a worker of a multi-process relay (relay/cluster.ts) answers its primary.
 import { readFileSync } from 'node:fs';
 import { constants, existsSync } from 'node:fs';
 import { access, writeFile, unlink, mkdir } from 'node:fs/promises';
@@ -16,6 +18,7 @@ import { dkimBodyFor, loadDkimSigner } from './dkim/index.ts';
 import { startInbound, type InboundServer, type StartInboundOptions } from './inbound/server.ts';
 import { startHttp } from './http.ts';
 import { createSpfVerifier } from './spf/index.ts';
+import { shardDir } from './workers.ts';
 
 /** Hooks tests use to run a relay deterministically. */
 export interface RelayRuntimeOptions {
@@ -27,6 +30,32 @@ export interface RelayRuntimeOptions {
   concurrency?: number;
   /** Reverse DNS of inbound clients (Received headers): a resolver, or false to skip it. Default: the system resolver. */
   reverseDns?: StartInboundOptions['reverseDns'];
+  /** Run as one worker of several (relay/cluster.ts): its spool shard, and whether it takes mail. */
+  shard?: { index: number; accepts: boolean };
+}
+
+/** A relay without its HTTP server: what a one-process relay and a worker process share. */
+export interface RelayCore {
+  /** The SMTP port; undefined for a worker that only delivers an old shard. */
+  smtpPort: number | undefined;
+  metrics: RelayMetrics;
+  spool: Spool;
+  scheduler: Scheduler;
+  engine: DeliveryEngine;
+  /** The current inbound listener (a hold drain replaces it); undefined when it takes no mail. */
+  readonly inbound: InboundServer | undefined;
+  /** /readyz: not draining, spool writable. */
+  ready(): { ok: boolean; reasons: string[] };
+  /** Sets the gauges computed on demand (queue depth and age) from the spool. */
+  refreshGauges(): void;
+  /** Hold drain (ADR 0003 R1): refuse new mail, keep delivering; `persist` writes the marker that survives restarts. */
+  hold(persist: boolean): Promise<void>;
+  /** Ends a hold; false while an exit drain runs. */
+  undoHold(): Promise<boolean>;
+  /** Exit drain: refuse new mail, deliver what is due until the timeout, then stop everything. */
+  drain(timeoutMs?: number): Promise<void>;
+  /** Stops at once (in-flight deliveries are abandoned; the spool keeps them). */
+  close(): Promise<void>;
 }
 
 /** A running relay. */
@@ -63,19 +92,57 @@ async function prepareSpoolDir(dir: string): Promise<void> {
   }
 }
 
-/** Starts a relay from a validated config. */
+/** Starts a relay from a validated config: the core, and HTTP on top. */
 export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = {}): Promise<RelayHandle> {
   const log = rt.log ?? pino({ level: config.log.level, base: { component: 'relay' } });
+  const core = await startRelayCore(config, { ...rt, log });
+  let drainPromise: Promise<void> | undefined;
+  const drain = (timeoutMs?: number): Promise<void> => {
+    drainPromise ??= core.drain(timeoutMs).then(() => http.close());
+    return drainPromise;
+  };
+  const http = await startHttp(config.http.host, config.http.port, {
+    registry: core.metrics.registry,
+    beforeScrape: () => core.refreshGauges(),
+    live: () => true,
+    ready: () => core.ready(),
+    drain: (mode) => (mode === 'hold' ? core.hold(true).then(() => true) : mode === 'undo' ? core.undoHold() : (void drain(), Promise.resolve(true))),
+    drainToken: config.http.drainTokenFile ? () => readSecret(config.http.drainTokenFile!) : undefined,
+  });
+  log.info({ smtp: core.smtpPort, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: core.spool.size }, 'relay started');
+  let closed = false;
+  return {
+    smtpPort: core.smtpPort!, httpPort: http.port, metrics: core.metrics, spool: core.spool, scheduler: core.scheduler, engine: core.engine,
+    // A getter: a hold drain replaces the listener.
+    get inbound() {
+      return core.inbound!;
+    },
+    drain,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await core.close();
+      await http.close();
+    },
+  };
+}
+
+const readSecret = (file: string): string => readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+
+/** Starts everything but HTTP: the spool (this worker's shard of it), engine, scheduler and, unless it only delivers, inbound. */
+export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOptions = {}): Promise<RelayCore> {
+  const log = rt.log ?? pino({ level: config.log.level, base: { component: 'relay' } });
+  const shard = rt.shard ?? { index: 0, accepts: true };
+  const spoolDir = shardDir(config.spool.dir, shard.index);
   const hostname = config.inbound.hostname ?? os.hostname();
   // DKIM (RFC 6376): signed once per message before its first attempt; a bad key fails here, at start,
   // before anything is opened.
   const dkim = config.delivery.dkim ? loadDkimSigner(config.delivery.dkim) : undefined;
   if (dkim) log.info({ domain: dkim.domain, selector: dkim.selector, algorithm: dkim.algorithm, dnsRecord: dkim.dnsRecord }, 'DKIM signing on');
   const metrics = createRelayMetrics();
-  await prepareSpoolDir(config.spool.dir);
-  const spool = await Spool.open(config.spool.dir, { fsync: config.spool.fsync, log, clock: rt.clock });
+  await prepareSpoolDir(spoolDir);
+  const spool = await Spool.open(spoolDir, { fsync: config.spool.fsync, log, clock: rt.clock });
   const auth = config.delivery.smarthost?.auth;
-  const readSecret = (file: string) => readFileSync(file, 'utf8').replace(/\r?\n$/, '');
   const smarthostCredentials = auth
     ? { username: auth.username ?? readSecret(auth.usernameFile!), password: readSecret(auth.passwordFile) }
     : undefined;
@@ -100,7 +167,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     const now = Date.now();
     if (now - lastProbe < 5000) return;
     lastProbe = now;
-    const f = join(config.spool.dir, '.ready-probe');
+    const f = join(spoolDir, '.ready-probe');
     writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
   };
 
@@ -133,26 +200,29 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       },
     },
   });
-  let inbound = await listen(config.inbound.port);
-  const smtpPort = inbound.port;
+  let inbound = shard.accepts ? await listen(config.inbound.port) : undefined;
+  const smtpPort = inbound?.port;
 
   // Hold mode (ADR 0003, R1): refuse new mail and keep delivering on the normal schedule,
   // without exiting, across restarts (a marker file on the spool volume), until undone.
+  // One marker in the spool root, for every worker of the relay.
   const marker = join(config.spool.dir, 'DRAINING');
   const startHold = async (persist: boolean) => {
     if (persist) await writeFile(marker, `${new Date().toISOString()}\n`);
     if (!draining) log.info({ queued: spool.size }, 'drain (hold): refusing new mail, delivering the queue');
     draining = true;
     metrics.draining.set(1);
-    inbound.stopAccepting();
+    inbound?.stopAccepting();
   };
   const endHold = async (): Promise<boolean> => {
     if (drainPromise || closed) return false; // an exit drain can't be undone
     await unlink(marker).catch(() => undefined);
     if (!draining) return true;
     // The listener cannot un-refuse: start a fresh one on the same port.
-    await inbound.close();
-    inbound = await listen(smtpPort);
+    if (inbound && smtpPort !== undefined) {
+      await inbound.close();
+      inbound = await listen(smtpPort);
+    }
     draining = false;
     metrics.draining.set(0);
     log.info('drain (hold) undone: accepting mail again');
@@ -166,7 +236,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       draining = true;
       metrics.draining.set(1);
       log.info({ timeoutMs }, 'draining: refusing new sessions, delivering what is due');
-      inbound.stopAccepting();
+      inbound?.stopAccepting();
       const deadline = Date.now() + timeoutMs;
       // Keep delivering until nothing is due or the grace period is nearly spent; what is
       // deferred stays on the (retained) spool volume for the next pod with this ordinal.
@@ -182,42 +252,35 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     return drainPromise;
   };
 
-  const http = await startHttp(config.http.host, config.http.port, {
-    registry: metrics.registry,
-    beforeScrape: () => {
-      const s = spool.stats();
-      metrics.queueMessages.set({ state: 'queued' }, s.byState.queued);
-      metrics.queueMessages.set({ state: 'deferred' }, s.byState.deferred);
-      metrics.queueOldestAge.set(s.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - s.oldestReceivedAt) / 1000));
+  const shutdown = async () => {
+    if (closed) return;
+    closed = true;
+    await inbound?.close();
+    await scheduler.stop(0);
+    await engine.close();
+    await spool.close();
+  };
+
+  scheduler.start();
+  return {
+    smtpPort, metrics, spool, scheduler, engine,
+    // A getter: a hold drain replaces the listener.
+    get inbound() {
+      return inbound;
     },
-    live: () => true,
     ready: () => {
       probeSpool();
       const reasons = [...(draining ? ['draining'] : []), ...(spoolWritable ? [] : ['spool not writable'])];
       return { ok: reasons.length === 0, reasons };
     },
-    drain: (mode) => (mode === 'hold' ? startHold(true).then(() => true) : mode === 'undo' ? endHold() : (void drain(), Promise.resolve(true))),
-    drainToken: config.http.drainTokenFile ? () => readSecret(config.http.drainTokenFile!) : undefined,
-  });
-
-  const shutdown = async () => {
-    if (closed) return;
-    closed = true;
-    await inbound.close();
-    await scheduler.stop(0);
-    await engine.close();
-    await spool.close();
-    await http.close();
-  };
-
-  scheduler.start();
-  log.info({ smtp: smtpPort, http: http.port, spool: config.spool.dir, mode: config.delivery.mode, queued: spool.size }, 'relay started');
-  return {
-    smtpPort, httpPort: http.port, metrics, spool, scheduler, engine,
-    // A getter: a hold drain replaces the listener.
-    get inbound() {
-      return inbound;
+    refreshGauges: () => {
+      const st = spool.stats();
+      metrics.queueMessages.set({ state: 'queued' }, st.byState.queued);
+      metrics.queueMessages.set({ state: 'deferred' }, st.byState.deferred);
+      metrics.queueOldestAge.set(st.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - st.oldestReceivedAt) / 1000));
     },
+    hold: startHold,
+    undoHold: endHold,
     drain,
     close: shutdown,
   };
