@@ -158,6 +158,8 @@ export const MailRelaySpecSchema = z.object({
     storageClassName: z.string().min(1).max(253).regex(DNS_SUBDOMAIN, { message: 'not a StorageClass name' }).optional()
       .describe('StorageClass of the spool volumes (immutable); defaults to the cluster default'),
   }).prefault({}).describe('the durable queue: one PersistentVolumeClaim per replica'),
+  workers: z.number().int().min(1).max(64).optional()
+    .describe('relay processes per pod, each with its own share of the SMTP sessions and a spool shard on the pod\'s volume (docs/adr/0005-workers.md); default: the container\'s CPU limit rounded up, or 1 without one'),
   resources: z.object({
     limits: z.record(z.string().max(253), resourceQuantity).optional().describe('resource limits (cpu, memory, ephemeral-storage)'),
     requests: z.record(z.string().max(253), resourceQuantity).optional().describe('resource requests (cpu, memory, ephemeral-storage)'),

@@ -30,6 +30,7 @@ const RELAY_TO_SPEC: readonly (readonly [string, string])[] = [
   ['delivery.dkim.keyFile', 'spec.delivery.dkim.keySecretRef'],
   ['delivery', 'spec.delivery'],
   ['drain.timeout', 'spec.drainTimeout'],
+  ['workers', 'spec.workers'],
   ['log.level', 'spec.logLevel'],
 ];
 
@@ -40,6 +41,18 @@ export function specFieldOfRelayPath(path: string): string {
   if (!match) return 'spec';
   const rest = path.slice(match[0].length).split('.').filter((s) => s !== '');
   return match[1] + rest.map((s) => (/^\d+$/.test(s) ? `[${s}]` : `.${s}`)).join('');
+}
+
+/**
+ * Relay processes per pod (ADR 0005): spec.workers, else the container's CPU limit rounded up
+ * (a relay given two cores uses both), else 1. A CPU request alone says nothing about what
+ * the pod may use, so it is not taken.
+ */
+export function relayWorkers(spec: Pick<ReturnType<typeof withDefaults>, 'workers' | 'resources'>): number {
+  if (spec.workers !== undefined) return spec.workers;
+  const limit = spec.resources?.limits?.cpu;
+  const cores = limit === undefined ? undefined : typeof limit === 'number' ? limit : parseQuantity(limit);
+  return cores !== undefined && cores !== null && cores > 0 ? Math.min(64, Math.ceil(cores)) : 1;
 }
 
 /**
@@ -85,6 +98,7 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
   }
   if (d.dkim) delivery.dkim = { domain: d.dkim.domain, selector: d.dkim.selector, keyFile: secretFile('dkimKey') };
   const config: RelayConfigInput = {
+    workers: relayWorkers(spec),
     inbound,
     spool: { dir: SPOOL_DIR, fsync: true },
     delivery,
