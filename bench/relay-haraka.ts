@@ -10,12 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HARAKA_VERSION, installHaraka } from '../test/peers/haraka.ts';
-import { alive, freePort, killPid, onCleanup, procStat, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
-
-/** Pids of the live children of `pid` (Haraka's cluster workers). */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => procStat(p)?.ppid === pid);
-}
+import { alive, childPids as childrenOf, freePort, killPid, onCleanup, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
 
 /** How to run Haraka for the bench. */
 export interface HarakaOptions {
@@ -37,6 +32,8 @@ export interface HarakaInstance {
   settings: string[];
   /** CPU seconds of the master and its workers (live and reaped). */
   cpu(): { total: number; byName: Map<string, number> };
+  /** The master and its workers. */
+  pids(): number[];
   /** Recipients Haraka logged as delivered ("delivered file" NOTICE lines, rcpts=ok/fail/bounce). */
   sentRecipients(): number;
   /** Files in the outbound queue directory (queued or being written). */
@@ -114,6 +111,7 @@ export async function startHaraka(o: HarakaOptions): Promise<HarakaInstance> {
     masterPid: proc.pid!,
     settings: Object.entries(files).map(([n, t]) => `${n}: ${t.trim().replace(/\n/g, '; ')}`),
     cpu: () => treeCpu(proc.pid!),
+    pids: () => [proc.pid!, ...childrenOf(proc.pid!)],
     sentRecipients: () => delivered,
     queued: () => (existsSync(queueDir) ? readdirSync(queueDir).length : 0),
     stop: async () => {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alive, freePort, killPid, onCleanup, procStat, sleep, treeCpu, waitListening } from './relay-procs.ts';
+import { alive, childPids, freePort, killPid, onCleanup, procStat, sleep, treeCpu, waitListening } from './relay-procs.ts';
 
 export interface PostfixOptions {
   sinkPort: number;
@@ -25,6 +25,8 @@ export interface PostfixInstance {
   /** Settings that differ from Postfix's defaults (postconf -n), for the report. */
   settings: string[];
   cpu(): { total: number; byName: Map<string, number> };
+  /** The master and its live daemons. */
+  pids(): number[];
   /** "status=sent" lines in the mail log so far (one per delivered recipient). */
   sentRecipients(): number;
   /** Queue files in incoming, active, deferred and hold. */
@@ -178,6 +180,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     masterPid,
     settings,
     cpu: () => treeCpu(masterPid),
+    pids: () => [masterPid, ...childPids(masterPid)],
     sentRecipients: () => {
       if (!existsSync(maillog) || statSync(maillog).size === 0) return 0;
       const text = readFileSync(maillog, 'latin1');

@@ -130,6 +130,26 @@ export function procStat(pid: number): ProcStat | null {
   return { pid, comm, ppid: n(4), self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
 }
 
+/** Pids of the live direct children of `pid` (a cluster primary's workers, Postfix's daemons). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    if (procStat(Number(name))?.ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Resident set size of a process in bytes (VmRSS), or 0 if it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Scheduler statistics of one thread (/proc/<pid>/task/<tid>/schedstat): seconds on a CPU,
  * seconds runnable but waiting for a CPU, and timeslices. run + wait close to the elapsed
