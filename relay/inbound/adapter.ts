@@ -94,6 +94,8 @@ export interface SmtpSession<S> {
   traceFacts(): { clientHostname: string | undefined; openingCommand: string; tls: { version?: string; cipher?: string } | undefined };
   /** The envelope of the transaction in progress. */
   envelope(): EnvelopeFacts;
+  /** Recipients accepted so far in this transaction (without building the envelope). */
+  recipientCount(): number;
 }
 
 /** A refused address command, or the address to record (normalised). */
@@ -365,6 +367,7 @@ export function createSmtpListener<S>(o: AdapterOptions, h: SmtpHandlers<S>): Sm
         openingCommand: session.openingCommand || '',
         tls: session.tlsOptions ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName ?? session.tlsOptions.name } : undefined,
       }),
+      recipientCount: () => session.envelope.rcptTo.length,
       envelope: () => {
         const e = session.envelope;
         return {
@@ -463,7 +466,8 @@ export function createSmtpListener<S>(o: AdapterOptions, h: SmtpHandlers<S>): Sm
     closeTimeout: 10_000,
     disableReverseLookup: o.reverseDns === false,
     ...(o.reverseDns ? { resolver: o.reverseDns } : {}),
-    logger: libraryLogger,
+    // Its lines go to our debug/trace levels; when those are off, none are built at all.
+    logger: o.libraryLog.isLevelEnabled('debug') ? libraryLogger : false,
     onConnect(session, cb) {
       const r = h.connect(handleOf(session));
       // The text carries the enhanced code: smtp-server sends onConnect refusals without one.

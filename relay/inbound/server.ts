@@ -21,6 +21,7 @@ import type { DataStream } from './body.ts';
 import { REPLIES, authOffered, checkConnect, checkMailFrom, checkRcptTo, checkSpf, normaliseMailbox } from './policy.ts';
 import type { InboundLimits, PolicyReply } from './policy.ts';
 import { ConnectionRateLimiter } from './rate-limit.ts';
+import { cachingReverseResolver, systemReverse } from './reverse-dns.ts';
 import { buildReceivedHeader, withProtocol } from './received.ts';
 import {
   authAllowed, authFailure, buildEnvelope, checkClientClock, checkCommandCount, clockAfterReply, dataVerdict, greetingDelayFor,
@@ -81,6 +82,8 @@ export interface InboundServer {
 
 /** The listener's own state of one session. */
 interface SessionState {
+  /** The client is on relayNetworks (decided once: a session's address does not change). */
+  trusted: boolean;
   /** Passed onConnect, so counted against the limits and the sessions gauge. */
   counted: boolean;
   inData: boolean;
@@ -190,20 +193,21 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
   };
 
   const handlers: SmtpHandlers<SessionState> = {
-    open: () => ({
+    open: (s) => ({
+      trusted: inRelayNetworks(s.remoteAddress),
       counted: false, inData: false, authFailures: 0, commands: 0, timer: undefined,
       clock: { waitingSince: Date.now(), dataSince: 0 }, abort: new AbortController(), heloSpf: undefined, spfTag: undefined,
     }),
 
     accepted: (s) => {
       sessions.add(s);
-      return greetingDelayFor(inRelayNetworks(s.remoteAddress), greetingDelayMs);
+      return greetingDelayFor(s.state.trusted, greetingDelayMs);
     },
 
     connect: (s) => {
       const ip = s.remoteAddress;
       // Every attempt spends a token, refused ones too; our own networks are not limited.
-      const rateLimited = !inRelayNetworks(ip) && !rateLimiter.take(ip, Date.now());
+      const rateLimited = !s.state.trusted && !rateLimiter.take(ip, Date.now());
       const r = checkConnect({ draining, open: counted, openFromIp: perIp.get(ip) ?? 0, rateLimited }, limits);
       if (r) {
         refuse(r, s, s.peerAddress !== ip ? { peer: s.peerAddress } : {});
@@ -278,7 +282,7 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       const mb = normaliseMailbox(m.address, 'sender', m.smtputf8);
       if (!mb.ok) return refuse(mb.reply, s, { from: m.address });
       s.state.spfTag = undefined;
-      if (!spf || (spfConfig.skipTrusted && (inRelayNetworks(s.remoteAddress) || s.user() !== undefined))) return { address: mb.address };
+      if (!spf || (spfConfig.skipTrusted && (s.state.trusted || s.user() !== undefined))) return { address: mb.address };
       return verifySender(spf, s, mb.address).then(
         (v) => (v ? refuse(v.reply, s, v.facts) : { address: mb.address }),
         (err: unknown) => {
@@ -293,9 +297,9 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       const mb = normaliseMailbox(rc.address, 'recipient', rc.smtputf8);
       if (!mb.ok) return refuse(mb.reply, s, { rcpt: rc.address });
       const r = checkRcptTo({
-        inRelayNetworks: inRelayNetworks(s.remoteAddress),
+        inRelayNetworks: s.state.trusted,
         authenticated: s.user() !== undefined,
-        recipientsSoFar: s.envelope().recipients.length,
+        recipientsSoFar: s.recipientCount(),
       }, limits);
       return r ? refuse(r, s, { rcpt: rc.address }) : { address: mb.address };
     },
@@ -443,7 +447,8 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     maxMessageSize: config.maxMessageSize,
     maxClients: config.maxConnections * 2,
     socketTimeoutMs: config.socketTimeout * 1000,
-    reverseDns: opts.reverseDns,
+    // Cached: a relay's few clients connect again and again, often once per message.
+    reverseDns: opts.reverseDns === false ? false : cachingReverseResolver(opts.reverseDns ?? systemReverse),
     libraryLog: opts.log.child({ component: 'smtp-server' }),
     proxy: proxyConfig && proxyTrusted ? {
       trusted: proxyTrusted,

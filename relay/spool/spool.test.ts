@@ -167,6 +167,14 @@ describe('Spool: accept, load, openBody', () => {
     const r = await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: deferred(5) }]);
     r.message.recipients.length = 0;
     assert.deepEqual((await s.load(m.id)).recipients.map((x) => x.state.state), ['deferred', 'pending']);
+    // Nested parts too: a state's fields, a NOTIFY list.
+    const n = await s.accept({ ...env(1), recipients: [{ address: 'n@example.com', notify: ['FAILURE'] }] }, body(10));
+    n.recipients[0]!.notify!.push('SUCCESS');
+    const ln = await s.load(n.id);
+    (ln.recipients[0]!.state as { state: string }).state = 'delivered';
+    ln.recipients[0]!.notify!.length = 0;
+    const again = await s.load(n.id);
+    assert.deepEqual(again.recipients[0], { address: 'n@example.com', notify: ['FAILURE'], state: { state: 'pending' } });
     await s.close();
   });
 

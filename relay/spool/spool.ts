@@ -795,8 +795,17 @@ export class Spool {
   }
 }
 
-// A fresh copy: what callers get must not alias the cache.
+// A fresh copy: what callers get must not alias the cache. Written out by hand (every
+// field of an envelope is a primitive except the recipients, their NOTIFY lists and
+// states): structuredClone of this small object was 3% of a relay's CPU per message.
+// A new nested field of Envelope or SpoolRecipient must be copied here too.
 function toQueued(cur: Current): QueuedMessage {
   const size = cur.head.external?.len ?? cur.prefix.bodyLength;
-  return structuredClone({ ...cur.head.envelope, id: cur.head.id, size, recipients: cur.recipients });
+  return { ...cur.head.envelope, id: cur.head.id, size, recipients: cur.recipients.map(copyRecipient) };
+}
+
+function copyRecipient(r: SpoolRecipient): SpoolRecipient {
+  const c: SpoolRecipient = { ...r, state: { ...r.state } };
+  if (r.notify) c.notify = [...r.notify];
+  return c;
 }
