@@ -98,7 +98,8 @@ export async function runRelayPrimary(config: RelayConfig, log: Logger = pino({ 
   };
   // Round robin in the primary: long-lived sessions spread evenly, which the kernel's own
   // accept() wake-ups do not do (one worker tends to win most of them).
-  cluster.schedulingPolicy = cluster.SCHED_RR;
+  // NODE_CLUSTER_SCHED_POLICY=none (Node's own switch) lets the workers accept() themselves.
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_RR;
   cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2) });
 
   let seq = 0;

@@ -230,6 +230,19 @@ export function authOffered(f: AuthFacts): boolean {
   return f.usersConfigured && (f.secure || !f.requireTlsForAuth || f.localClient);
 }
 
+// A message's recipients mostly share a few domains (50 RCPTs to one domain is common):
+// remember the last A-label conversions. Bounded; the result depends on the input only.
+const asciiMemo = new Map<string, string>();
+function asciiDomain(domain: string): string {
+  let a = asciiMemo.get(domain);
+  if (a === undefined) {
+    a = domainToASCII(domain);
+    if (asciiMemo.size >= 256) asciiMemo.clear();
+    asciiMemo.set(domain, a);
+  }
+  return a;
+}
+
 /** A mailbox after normalisation, or the reply refusing it. */
 export type MailboxResult = { ok: true; address: string } | { ok: false; reply: PolicyReply };
 
@@ -260,7 +273,7 @@ export function normaliseMailbox(address: string, role: 'sender' | 'recipient', 
     // An address literal (RFC 5321 §4.1.3); smtp-server validated the IP inside.
     return domain.endsWith(']') ? { ok: true, address } : { ok: false, reply: bad };
   }
-  const ascii = domainToASCII(domain);
+  const ascii = asciiDomain(domain);
   if (ascii === '' || !/^[a-z0-9_.-]+$/.test(ascii)) return { ok: false, reply: bad };
   return { ok: true, address: `${local}@${ascii}` };
 }
