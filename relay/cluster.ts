@@ -20,7 +20,6 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { RelayConfig } from './config.ts';
 import { startHttp } from './http.ts';
 import { createPrimaryMetrics } from './metrics.ts';
-import { startRelayCore } from './service.ts';
 import type { RelayCore } from './service.ts';
 import { planWorkers, restartDelayMs, shardDir, shardIndexOf, workerConfig } from './workers.ts';
 import type { WorkerSlot } from './workers.ts';
@@ -313,6 +312,8 @@ export async function runRelayWorker(): Promise<never> {
 
   let core: RelayCore;
   try {
+    // Loaded here, not at the top: the primary never runs a relay and stays small without it.
+    const { startRelayCore } = await import('./service.ts');
     core = await startRelayCore(workerConfig(config, config.workers), { log, shard: { index, accepts } });
   } catch (err) {
     send({ t: 'mr:failed', error: (err as Error).message });

@@ -7,7 +7,6 @@
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadRelayConfig, parseRelayConfig, relayConfigJsonSchema } from './config.ts';
-import { startRelay } from './service.ts';
 import { isRelayWorker, relayProcesses, runRelayPrimary, runRelayWorker } from './cluster.ts';
 
 const USAGE = `usage: mailrelay <relay|drain|operator|render|config-schema> [options]
@@ -35,6 +34,7 @@ async function relayCommand(argv: string[]): Promise<number> {
   });
   // Several workers, or shards a larger `workers` setting left that must still be delivered.
   if (relayProcesses(config) > 1) return runRelayPrimary(config);
+  const { startRelay } = await import('./service.ts');
   const relay = await startRelay(config);
   const stop = (signal: string) => {
     process.stderr.write(`mailrelay: ${signal}: draining (up to ${config.drain.timeout}s)\n`);
