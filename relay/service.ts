@@ -42,7 +42,7 @@ export interface RelayCore {
   spool: Spool;
   scheduler: Scheduler;
   engine: DeliveryEngine;
-  /** The current inbound listener (a hold drain replaces it); undefined when it takes no mail. */
+  /** The inbound listener; undefined when this worker takes no mail. */
   readonly inbound: InboundServer | undefined;
   /** /readyz: not draining, spool writable. */
   ready(): { ok: boolean; reasons: string[] };
@@ -113,7 +113,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   let closed = false;
   return {
     smtpPort: core.smtpPort!, httpPort: http.port, metrics: core.metrics, spool: core.spool, scheduler: core.scheduler, engine: core.engine,
-    // A getter: a hold drain replaces the listener.
+    // A getter, as the handle has always had it.
     get inbound() {
       return core.inbound!;
     },
@@ -171,7 +171,7 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
     writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
   };
 
-  // One SPF cache for the process: it outlives a listener replaced by a hold drain.
+  // One SPF cache for the process, made before the listener that uses it.
   const spf = config.inbound.spf.enabled ? createSpfVerifier(config.inbound.spf, { hostname }) : undefined;
   const listen = (port: number) => startInbound({
     config: { ...config.inbound, port },
@@ -200,7 +200,7 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
       },
     },
   });
-  let inbound = shard.accepts ? await listen(config.inbound.port) : undefined;
+  const inbound = shard.accepts ? await listen(config.inbound.port) : undefined;
   const smtpPort = inbound?.port;
 
   // Hold mode (ADR 0003, R1): refuse new mail and keep delivering on the normal schedule,
@@ -218,11 +218,9 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
     if (drainPromise || closed) return false; // an exit drain can't be undone
     await unlink(marker).catch(() => undefined);
     if (!draining) return true;
-    // The listener cannot un-refuse: start a fresh one on the same port.
-    if (inbound && smtpPort !== undefined) {
-      await inbound.close();
-      inbound = await listen(smtpPort);
-    }
+    // The same listener takes mail again: closing it and listening anew left a moment with
+    // the port closed, and with several workers sharing it, a bind race (EADDRINUSE).
+    inbound?.resumeAccepting();
     draining = false;
     metrics.draining.set(0);
     log.info('drain (hold) undone: accepting mail again');
@@ -264,7 +262,7 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
   scheduler.start();
   return {
     smtpPort, metrics, spool, scheduler, engine,
-    // A getter: a hold drain replaces the listener.
+    // A getter, as the handle has always had it.
     get inbound() {
       return inbound;
     },

@@ -66,6 +66,8 @@ export interface InboundServer {
   readonly port: number;
   /** Graceful drain: new sessions and new transactions get 421 4.3.2; transactions in progress finish. */
   stopAccepting(): void;
+  /** Ends stopAccepting (a hold drain undone): new sessions and transactions are served again. False once close() was called. */
+  resumeAccepting(): boolean;
   /**
    * Closes the listener and every session with 421 4.3.2. Messages already in DATA get up
    * to `graceMs` (default 10 s) to be stored and answered first; resolves once every sink
@@ -492,6 +494,12 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       draining = true;
       log.info({ sessions: counted }, 'inbound draining: refusing new sessions and transactions');
       for (const s of sessions) kickIfIdle(s);
+    },
+    resumeAccepting() {
+      if (closing) return false;
+      if (draining) log.info('inbound accepting again');
+      draining = false;
+      return true;
     },
     close(graceMs = 10_000) {
       closing ??= (async () => {

@@ -215,7 +215,8 @@ test('metrics are summed over the workers; /readyz, the hold drain and SIGTERM c
   assert.equal((await fetch(`http://127.0.0.1:${r.http}/readyz`)).status, 200);
 
   // Hold drain: every worker refuses new mail, the gauge says 1 (not one per worker).
-  assert.equal((await fetch(`http://127.0.0.1:${r.http}/drain?hold=true`, { method: 'POST' })).status, 202);
+  const hold = await fetch(`http://127.0.0.1:${r.http}/drain?hold=true`, { method: 'POST' });
+  assert.equal(hold.status, 202, await hold.text());
   const ready = await fetch(`http://127.0.0.1:${r.http}/readyz`);
   assert.equal(ready.status, 503);
   assert.match(await ready.text(), /draining/);
@@ -227,7 +228,8 @@ test('metrics are summed over the workers; /readyz, the hold drain and SIGTERM c
     c.destroy();
   }
   assert.ok(existsSync(join(dir, 'spool', 'DRAINING')));
-  assert.equal((await fetch(`http://127.0.0.1:${r.http}/drain`, { method: 'DELETE' })).status, 202);
+  const undo = await fetch(`http://127.0.0.1:${r.http}/drain`, { method: 'DELETE' });
+  assert.equal(undo.status, 202, await undo.text());
   assert.equal((await fetch(`http://127.0.0.1:${r.http}/readyz`)).status, 200);
   assert.equal(await scrape(r.http, 'mailrelay_draining'), 0);
   const more = await submitAll(r.smtp, 4);
