@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { alive, childPids, freePort, killPid, onCleanup, procStat, sleep, treeCpu, waitListening } from './relay-procs.ts';
 
 export interface PostfixOptions {
-  sinkPort: number;
+  /** relayhost port on 127.0.0.1; without it Postfix delivers by its own transports (see mainCf/masterCf). */
+  sinkPort?: number;
+  /** main.cf lines appended after the defaults (a later line wins in main.cf). */
+  mainCf?: string[];
+  /** master.cf services appended after the defaults. */
+  masterCf?: string[];
+  /** Hostname in the greeting (default bench.test). */
+  hostname?: string;
   /** smtp_destination_concurrency_limit: parallel connections to the sink. */
   concurrency: number;
   /** Keep the directory (logs, config) after stop. */
@@ -20,6 +27,10 @@ export interface PostfixOptions {
 export interface PostfixInstance {
   name: 'postfix';
   dir: string;
+  /** main.cf and master.cf live here. */
+  conf: string;
+  /** The mail log (maillog_file). */
+  maillog: string;
   smtpPort: number;
   masterPid: number;
   /** Settings that differ from Postfix's defaults (postconf -n), for the report. */
@@ -73,7 +84,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     `queue_directory = ${queue}`,
     `data_directory = ${data}`,
     'meta_directory = /etc/postfix',
-    'myhostname = bench.test',
+    `myhostname = ${o.hostname ?? 'bench.test'}`,
     'mydomain = bench.test',
     'myorigin = $myhostname',
     'mydestination =',
@@ -86,7 +97,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     'inet_protocols = ipv4',
     'mynetworks = 127.0.0.0/8',
     'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
-    `relayhost = [127.0.0.1]:${o.sinkPort}`,
+    ...(o.sinkPort !== undefined ? [`relayhost = [127.0.0.1]:${o.sinkPort}`] : []),
     'smtp_tls_security_level = none',
     'smtpd_tls_security_level = none',
     'smtp_dns_support_level = disabled',
@@ -100,6 +111,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     `maillog_file = ${maillog}`,
     `maillog_file_prefixes = ${base}`,
     'import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C',
+    ...(o.mainCf ?? []),
   ];
   writeFileSync(join(conf, 'main.cf'), settings.join('\n') + '\n');
   // Debian's master.cf services, minus local delivery and the pipe(8) examples, none chrooted
@@ -127,6 +139,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     'anvil     unix  - - n -     1 anvil',
     'scache    unix  - - n -     1 scache',
     'postlog   unix-dgram n - n - 1 postlogd',
+    ...(o.masterCf ?? []),
   ];
   writeFileSync(join(conf, 'master.cf'), master.join('\n') + '\n');
 
@@ -176,6 +189,8 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   return {
     name: 'postfix',
     dir: base,
+    conf,
+    maillog,
     smtpPort,
     masterPid,
     settings,

@@ -17,6 +17,7 @@ export function createRelayMetrics(registry: Registry = new Registry(), opts: { 
   for (const c of ['too_many_recipients', 'mailbox'] as const) m.rcpt552.inc({ class: c }, 0);
   for (const r of ['too_many_recipients', 'temporary_reply', 'connection', 'timeout', 'tls'] as const) m.retries.inc({ reason: r }, 0);
   for (const o of ['delivered', 'deferred', 'bounced', 'expired'] as const) m.recipients.inc({ outcome: o }, 0);
+  for (const o of ['delivered', 'deferred', 'bounced', 'expired'] as const) m.dsnRecipients.inc({ outcome: o }, 0);
   for (const r of ['delivered', 'partial', 'deferred', 'failed'] as const) m.deliveryAttempts.inc({ result: r }, 0);
   for (const r of ['accepted', 'rejected', 'tempfail'] as const) m.inboundMessages.inc({ result: r }, 0);
   for (const t of ['bounce', 'delay'] as const) m.dsnSent.inc({ type: t }, 0);
@@ -51,7 +52,12 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     }),
     recipients: new Counter({
       name: 'mailrelay_recipients_total',
-      help: 'Recipient outcomes of delivery attempts: delivered, deferred, bounced (permanent failure) or expired (max age reached).',
+      help: 'Recipient outcomes of delivery attempts of ordinary mail: delivered, deferred, bounced (permanent failure) or expired (max age reached). Bounce notices are counted in mailrelay_dsn_recipients_total.',
+      labelNames: ['outcome'] as const, registers,
+    }),
+    dsnRecipients: new Counter({
+      name: 'mailrelay_dsn_recipients_total',
+      help: 'Recipient outcomes of bounce and delay notices the relay delivers (messages with a null reverse-path): delivered, deferred, bounced or expired. Kept out of mailrelay_recipients_total, so a notice that bounces is not counted as another bounce.',
       labelNames: ['outcome'] as const, registers,
     }),
     deliveryAttempts: new Counter({

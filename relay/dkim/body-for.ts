@@ -16,7 +16,15 @@
 //
 // The signature covers the CRLF-normalised message; the connection's DotStuffer turns the
 // spooled bytes into exactly those bytes on the wire, so nothing is rewritten here.
-import type { Readable } from 'node:stream';
+//
+// An 8-bit message (BODY=8BITMIME) is converted to 7 bits BEFORE it is signed, and the
+// converted message is what every transaction sends (RFC 6376 §5.3: signers SHOULD convert
+// to a 7-bit encoding when the message may be downgraded on the way). The engine would
+// otherwise convert it for a next hop without 8BITMIME after signing, and break the
+// signature; a 7-bit message passes that conversion unchanged. Such a message is read
+// whole per transaction; the conversion is deterministic, so every send is the same bytes.
+import { Readable } from 'node:stream';
+import { downgradeTo7bit } from '../protocol/downgrade.ts';
 import { DkimUnsignableError, type DkimSigner } from './signer.ts';
 
 /** Options of dkimBodyFor. */
@@ -34,16 +42,17 @@ export function dkimBodyFor(
   signer: DkimSigner,
   openBody: (id: string) => Readable | AsyncIterable<Uint8Array>,
   opts: DkimBodyForOptions = {},
-): (msg: { id: string }) => () => AsyncIterable<Uint8Array> {
+): (msg: { id: string; bodyType?: string }) => () => AsyncIterable<Uint8Array> {
   const cache = new SignatureCache(opts.cacheEntries ?? 4096);
   return (msg) => {
+    const source = msg.bodyType === '8BITMIME' ? sevenBit(() => openBody(msg.id)) : () => openBody(msg.id);
     // One signing per attempt at most, shared by the attempt's transactions (which may run
     // at once, one per destination); a failure is not cached, the next attempt signs anew.
     let pending: Promise<Buffer> | null = null;
     const signature = (): Promise<Buffer> => {
       const hit = cache.get(msg.id);
       if (hit) return Promise.resolve(hit);
-      pending ??= signer.signatureFor(openBody(msg.id)).then((sig) => {
+      pending ??= signer.signatureFor(source()).then((sig) => {
         cache.set(msg.id, sig);
         return sig;
       }, (err: unknown) => {
@@ -55,8 +64,19 @@ export function dkimBodyFor(
       });
       return pending;
     };
-    return () => signedBody(signature, () => openBody(msg.id));
+    return () => signedBody(signature, source);
   };
+}
+
+/** The message converted to 7 bits (unchanged if it cannot be: then the engine bounces it 5.6.3 where it must). */
+function sevenBit(open: () => Readable | AsyncIterable<Uint8Array>): () => Readable {
+  return () => Readable.from((async function* () {
+    const chunks: Buffer[] = [];
+    for await (const c of open()) chunks.push(Buffer.from(c as Uint8Array));
+    const whole = Buffer.concat(chunks);
+    const d = downgradeTo7bit(whole);
+    yield d.ok ? d.bytes : whole;
+  })());
 }
 
 async function* signedBody(

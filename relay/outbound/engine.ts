@@ -1,21 +1,20 @@
-// The pipelined delivery engine: routes a message's recipients to destinations, splits
-// them into transactions of at most maxRecipientsPerTransaction, runs those transactions
-// on pooled connections, and returns exactly one result per recipient.
-//
-// Seed 000: recipients a server refuses as "too many" are not bounced; they go into the
-// next transaction on the same connection, after the accepted ones are done, and the limit
-// the server showed is remembered for that destination.
-// Seed 001/003: each recipient's result comes from its own reply (classify.ts).
-// Seed 001 ("storms host"): if every recipient of a transaction was deferred, the
-// connection is not reused for the same message; the scheduler retries later.
+// The pipelined delivery engine: routes a message's recipients to destinations and runs
+// each destination's transaction plan (plan.ts: batching, limits, the "too many" rule) on
+// pooled connections. Each transaction's settled recipients come back exactly once, as one
+// item of `attempt()`, and the engine waits for the caller to take it before it starts the
+// next transaction of that destination: the scheduler records them durably in between, so a
+// crash can resend only an unrecorded recipient, never a recorded one.
 import { promises as dnsp } from 'node:dns';
+import { Readable } from 'node:stream';
 import net from 'node:net';
 import type { RelayMetrics } from '../metrics.ts';
 import type { OverQuotaPolicy, Verdict } from '../protocol/classify.ts';
 import type { RecipientResult, SessionTlsPolicy, TransactionResult, TxRecipient } from '../protocol/client-session.ts';
+import { type Downgrade, downgradeTo7bit } from '../protocol/downgrade.ts';
 import { type Reply, makeReply } from '../protocol/reply.ts';
 import { type BodySource, type ConnectionTimeouts, SessionFailure, SmtpConnection, type Target } from './connection.ts';
 import { type MxResolver, type Route, makeResolver, resolveRoute } from './mx.ts';
+import { type Plan, applyResult, nextBatch, startPlan, strand } from './plan.ts';
 import { DestinationPool } from './pool.ts';
 
 /** A message to deliver: envelope, DSN parameters and a body source (re-readable per transaction). */
@@ -29,12 +28,6 @@ export interface OutboundMessage {
   ret?: 'FULL' | 'HDRS';
   envid?: string;
   body: BodySource;
-  /**
-   * Called after every transaction with the recipients it settled (accepted, failed, or
-   * deferred to a later attempt); the engine waits for it before the next transaction,
-   * so the caller can record delivered recipients durably before anything else happens.
-   */
-  onTransaction?: (settled: DeliveryResult[]) => Promise<void>;
 }
 
 /** One recipient's result, with the host that gave it. */
@@ -87,8 +80,13 @@ export class DeliveryEngine {
     return this.learned;
   }
 
-  /** Delivers one message; resolves with exactly one result per recipient, in the given order. */
-  async deliver(msg: OutboundMessage): Promise<DeliveryResult[]> {
+  /**
+   * Delivers one message: yields, once each, the recipients settled by every transaction
+   * (accepted, failed, or deferred to a later attempt), until every recipient was yielded.
+   * A destination's next transaction starts only after the caller asked for the next item,
+   * so whatever the caller does with an item (record it durably) happens before.
+   */
+  async *attempt(msg: OutboundMessage): AsyncGenerator<DeliveryResult[]> {
     const groups = new Map<string, TxRecipient[]>();
     for (const r of msg.recipients) {
       const key = this.destinationKey(r.address);
@@ -96,12 +94,50 @@ export class DeliveryEngine {
       g.push(r);
       groups.set(key, g);
     }
-    const all = new Map<TxRecipient, DeliveryResult>();
-    await Promise.all([...groups].map(async ([key, rcpts]) => {
-      const res = await this.deliverGroup(key, msg, rcpts);
-      rcpts.forEach((r, i) => all.set(r, res[i]!));
-    }));
-    return msg.recipients.map((r) => all.get(r)!);
+    // Destinations run in parallel; their items meet in one queue. `taken` resolves when the
+    // caller comes back for the next item, i.e. has finished with this one.
+    const items: { batch: DeliveryResult[]; taken: () => void }[] = [];
+    let wake: (() => void) | null = null;
+    let running = groups.size;
+    let failure: unknown = null;
+    const emit = (batch: DeliveryResult[]) => new Promise<void>((taken) => {
+      items.push({ batch, taken });
+      wake?.();
+    });
+    for (const [key, rcpts] of groups) {
+      void this.deliverGroup(key, msg, rcpts, emit).catch((err: unknown) => { failure ??= err; }).finally(() => {
+        running--;
+        wake?.();
+      });
+    }
+    while (running > 0 || items.length > 0) {
+      const item = items.shift();
+      if (!item) {
+        await new Promise<void>((r) => { wake = r; });
+        wake = null;
+        continue;
+      }
+      try {
+        yield item.batch;
+      } finally {
+        item.taken();
+      }
+    }
+    if (failure) throw failure;
+  }
+
+  /** Delivers one message and resolves with exactly one result per recipient, in the given order. */
+  async deliver(msg: OutboundMessage): Promise<DeliveryResult[]> {
+    const byAddress = new Map<TxRecipient, DeliveryResult>();
+    const pending = new Map<string, TxRecipient[]>();
+    for (const r of msg.recipients) pending.set(r.address, [...(pending.get(r.address) ?? []), r]);
+    for await (const batch of this.attempt(msg)) {
+      for (const d of batch) {
+        const r = pending.get(d.address)?.shift();
+        if (r) byAddress.set(r, d);
+      }
+    }
+    return msg.recipients.map((r) => byAddress.get(r)!);
   }
 
   /** Closes every pooled connection. */
@@ -116,9 +152,8 @@ export class DeliveryEngine {
     return at < 0 ? '' : address.slice(at + 1).toLowerCase();
   }
 
-  private limitFor(key: string): number {
-    const configured = this.opts.destinations[key]?.maxRecipientsPerTransaction ?? this.opts.maxRecipientsPerTransaction;
-    return Math.min(configured, this.learned.get(key) ?? Infinity);
+  private configuredLimit(key: string): number {
+    return this.opts.destinations[key]?.maxRecipientsPerTransaction ?? this.opts.maxRecipientsPerTransaction;
   }
 
   private learn(key: string, limit: number): void {
@@ -217,15 +252,21 @@ export class DeliveryEngine {
     };
   }
 
-  private async deliverGroup(key: string, msg: OutboundMessage, rcpts: TxRecipient[]): Promise<DeliveryResult[]> {
-    const results = new Map<TxRecipient, DeliveryResult>();
-    let remaining = [...rcpts];
+  private async deliverGroup(key: string, msg: OutboundMessage, rcpts: TxRecipient[], emit: (batch: DeliveryResult[]) => Promise<void>): Promise<void> {
+    let plan: Plan = startPlan(rcpts, this.configuredLimit(key), this.learned.get(key) ?? null);
     const pool = this.pool(key);
     let conn: SmtpConnection | null = null;
     let progress = true;
     let stopReason: { verdict: Verdict; reply: Reply | null; note: string } | null = null;
+    let converted: Promise<Downgrade> | null = null;
+    const settle = async (settled: DeliveryResult[]) => {
+      const m = this.opts.metrics;
+      // Deferrals to the schedule are counted once here; put-backs on the connection in observeTransaction.
+      if (m) for (const o of settled) if (o.verdict.status === 'deferred') m.retries.inc({ reason: o.verdict.reason });
+      if (settled.length > 0) await emit(settled);
+    };
     try {
-      while (remaining.length > 0 && !this.closed) {
+      while (plan.queue.length > 0 && !this.closed) {
         if (!conn || !conn.usable) {
           if (conn) pool.release(conn);
           conn = null;
@@ -242,36 +283,47 @@ export class DeliveryEngine {
             break;
           }
         }
-        const limit = this.limitFor(key);
-        const batch = remaining.slice(0, limit);
-        const rest = remaining.slice(limit);
+        let body = msg.body;
+        let eightBit = msg.eightBit;
+        let size = msg.size;
+        if (msg.eightBit && !conn.capabilities.eightBitMime) {
+          // RFC 6152 §3: convert to 7 bits for a next hop without 8BITMIME, or bounce (5.6.3).
+          converted ??= readAll(msg.body).then(downgradeTo7bit);
+          const d = await converted;
+          if (!d.ok) {
+            stopReason = { verdict: { status: 'failed', reason: 'permanent' }, reply: makeReply(554, `5.6.3 The next hop does not support 8BITMIME and the message cannot be converted to 7 bits: ${d.reason}`), note: d.reason };
+            break;
+          }
+          const bytes = d.bytes;
+          body = () => Readable.from([bytes]);
+          eightBit = false;
+          size = bytes.length;
+        }
+        const batch = nextBatch(plan);
         const started = performance.now();
         const r = await conn.send({
-          from: msg.from, recipients: batch, size: msg.size, eightBit: msg.eightBit, smtputf8: msg.smtputf8,
+          from: msg.from, recipients: batch.map((q) => q.rcpt), size, eightBit, smtputf8: msg.smtputf8,
           ret: msg.ret, envid: msg.envid,
-        }, msg.body);
+        }, body);
         this.observeTransaction(r, (performance.now() - started) / 1000);
-        if (r.learnedLimit !== null) this.learn(key, r.learnedLimit);
-        const again: TxRecipient[] = [];
-        const settled: DeliveryResult[] = [];
-        r.recipients.forEach((res, i) => {
-          const rcpt = batch[i]!;
-          if (res.verdict.status === 'deferred' && res.verdict.sameConnection) again.push(rcpt);
-          else {
-            const d = { ...res, host: conn!.target.host };
-            results.set(rcpt, d);
-            settled.push(d);
-          }
-        });
-        if (msg.onTransaction && settled.length > 0) await msg.onTransaction(settled);
-        const allDeferred = r.recipients.every((x) => x.verdict.status === 'deferred');
-        // Those the server called "too many" go first in the next transaction.
-        remaining = [...again, ...rest];
-        if (allDeferred) {
-          stopReason = { verdict: { status: 'deferred', reason: 'temporary_reply', sameConnection: false }, reply: null, note: 'not attempted: every recipient of the previous transaction was deferred' };
+        const step = applyResult(plan, batch, r);
+        plan = step.plan;
+        if (step.confirmed !== null) this.learn(key, step.confirmed);
+        const host = conn.target.host;
+        await settle(step.settled.map((x) => ({ ...x.result, host })));
+        // A server that refused a RCPT for now (other than "too many", which is retried right
+        // here) may be counting recipients per connection: haraka-plugin-limit answers 450
+        // to every RCPT past its limit on the connection. Never hand such a connection to
+        // the next transaction; the next one opens a fresh connection.
+        if (r.recipients.some((x) => x.verdict.status === 'deferred' && !x.verdict.sameConnection && x.rcptReply !== null && x.rcptReply.code >= 400 && x.rcptReply.code < 500)) {
+          pool.release(conn, false);
+          conn = null;
+        }
+        if (step.stop) {
+          stopReason = { ...step.stop, reply: null };
           break;
         }
-        progress = r.recipients.some((x) => x.verdict.status !== 'deferred');
+        progress = r.recipients.some((x) => x.verdict.status !== 'deferred' || x.verdict.sameConnection);
       }
     } finally {
       if (conn) pool.release(conn);
@@ -279,17 +331,7 @@ export class DeliveryEngine {
     const fallback = stopReason ?? {
       verdict: { status: 'deferred', reason: 'connection', sameConnection: false } as Verdict, reply: null, note: 'not attempted: the connection was lost',
     };
-    for (const rcpt of remaining) {
-      if (results.has(rcpt)) continue;
-      const verdict: Verdict = fallback.verdict.status === 'deferred' ? { ...fallback.verdict, sameConnection: false } : fallback.verdict;
-      results.set(rcpt, { address: rcpt.address, verdict, reply: fallback.reply, rcptReply: null, class552: null, note: fallback.note, host: null });
-    }
-    const out = rcpts.map((r) => results.get(r)!);
-    const m = this.opts.metrics;
-    if (m) {
-      for (const o of out) if (o.verdict.status === 'deferred') m.retries.inc({ reason: o.verdict.reason });
-    }
-    return out;
+    await settle(strand(plan, fallback.verdict, fallback.reply, fallback.note).map((x) => ({ ...x.result, host: null })));
   }
 
   private observeTransaction(r: TransactionResult, seconds: number): void {
@@ -312,6 +354,13 @@ export class DeliveryEngine {
     if (result === 'partial') m.partialDeliveries.inc();
     m.deliveryAttempts.inc({ result });
   }
+}
+
+/** Reads a body source whole (only for the rare message that must be converted to 7 bits). */
+async function readAll(source: BodySource): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of source()) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
 }
 
 /** Builds engine options from the relay config's delivery section (seconds -> ms). */

@@ -51,9 +51,9 @@ export class DestinationPool {
     }
   }
 
-  /** Returns a connection: kept idle for reuse while usable and under the per-connection cap. */
-  release(conn: SmtpConnection): void {
-    if (!this.closed && conn.usable && conn.transactions < this.opts.maxMessagesPerConnection) {
+  /** Returns a connection: kept idle for reuse while usable and under the per-connection cap, unless `reuse` is false. */
+  release(conn: SmtpConnection, reuse = true): void {
+    if (reuse && !this.closed && conn.usable && conn.transactions < this.opts.maxMessagesPerConnection) {
       const timer = setTimeout(() => {
         this.idle = this.idle.filter((x) => x.conn !== conn);
         this.open--;

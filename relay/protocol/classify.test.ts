@@ -26,10 +26,19 @@ const rcptTable: Row[] = [
   ['552 5.2.2 Mailbox full', 0, 'failed:over_quota', 'mailbox'],
   ['552 mailbox quota limit exceeded', 0, 'failed:over_quota', 'mailbox'],                     // seed 003's text, no enhanced code
   ['552-5.2.2 The email account that you tried to reach is over quota.\r\n552 5.2.2 Please direct the recipient to https://support.example', 0, 'failed:over_quota', 'mailbox'],
-  // An explicit 5.2.2 is about the mailbox even after accepted recipients (RFC 3463).
-  ['552 5.2.2 <bob@example.com>: Recipient address rejected: Mailbox full', 4, 'failed:over_quota', 'mailbox'],
+  // Issue 10: after an accepted RCPT, no enhanced code or text makes a 452/552 final.
+  // smtp-server (hideENHANCEDSTATUSCODES: false) prefixes its default code to the app's text:
+  ['552 5.2.2 Too many recipients', 10, 'deferred:too_many_recipients:same', 'too_many_recipients'],
+  ['552 5.2.2 5.5.3 Too many recipients', 10, 'deferred:too_many_recipients:same', 'too_many_recipients'],
+  ['452 4.2.2 4.5.3 Too many recipients', 10, 'deferred:too_many_recipients:same'],
+  // ...so even a genuine-looking quota reply is put back first in the next transaction:
+  ['552 5.2.2 <bob@example.com>: Recipient address rejected: Mailbox full', 4, 'deferred:too_many_recipients:same', 'too_many_recipients'],
+  ['452 4.2.2 Mailbox full', 3, 'deferred:too_many_recipients:same'],
+  ['552 5.3.4 Message too big for system', 2, 'deferred:too_many_recipients:same', 'too_many_recipients'],
+  // Standing alone (first RCPT, or nothing accepted before it), a 552 is the mailbox's:
+  ['552 5.2.2 Too many recipients', 0, 'failed:over_quota', 'mailbox'],
   ['552 5.3.4 Message too big for system', 0, 'failed:permanent', 'mailbox'],
-  ['452 4.2.2 Mailbox full', 3, 'deferred:temporary_reply:later'],
+  ['452 4.2.2 Mailbox full', 0, 'deferred:temporary_reply:later'],
   ['452 4.3.1 Insufficient system storage', 0, 'deferred:temporary_reply:later'],
   // Plain per-recipient answers.
   ['550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table', 2, 'failed:permanent'],

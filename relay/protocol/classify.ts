@@ -1,13 +1,18 @@
 // Reply classification: one pure function per decision, the heart of seeds 000-003.
 //
-//  - 452/552 to a RCPT after at least one RCPT of the same transaction was accepted
-//    means "too many recipients" (RFC 5321 §4.5.3.1.10: RFC 821 wrongly listed 552 for
-//    it; clients SHOULD treat it as temporary). So do enhanced codes 4.5.3 / 5.5.3.
-//    Those recipients go into the next transaction on the same connection (seed 000).
-//  - 552 when nothing was accepted before it is about that mailbox (seed 001), e.g.
-//    5.2.2 over quota. A recipient deferred as "too many" is retried as the first RCPT of
-//    its own transaction, so a real quota failure is confirmed there: the readings converge.
-//  - An explicit RFC 3463 X.2.2 "mailbox full" is about the mailbox wherever it appears.
+//  - A 452 or 552 to a RCPT after at least one RCPT of the same transaction was accepted
+//    is never final, whatever its enhanced code or text (RFC 5321 §4.5.3.1.10: RFC 821
+//    wrongly listed 552 for "too many recipients"; clients SHOULD treat it as temporary).
+//    Servers cannot be trusted to tell the two cases apart: smtp-server prefixes its
+//    default enhanced code, so a recipient limit reaches the wire as
+//    `552 5.2.2 Too many recipients` or `552 5.2.2 5.5.3 Too many recipients`, and
+//    Postfix 3.7 trusts that 5.2.2 and bounces. Such a recipient goes into the next
+//    transaction on the same connection, as its FIRST RCPT (seed 000).
+//  - A 552 when nothing was accepted before it is about that mailbox (seed 001): over
+//    quota (bounce or retry per overQuotaPolicy), or another permanent failure. A
+//    recipient deferred as "too many" is retried as the first RCPT of its own transaction,
+//    so a real quota failure is confirmed there: the two readings converge.
+//  - Enhanced X.5.3 ("too many recipients") with nothing accepted waits for the schedule.
 //  - A reply concerns only the recipient(s) it answers (seed 003: no "stamping").
 import type { RetryReason } from '../metrics.ts';
 import type { Reply } from './reply.ts';
@@ -45,19 +50,22 @@ export function classifyRcpt(reply: Reply, ctx: RcptContext): { verdict: Verdict
   const { code } = reply;
   if (code >= 200 && code < 300) return { verdict: { status: 'accepted' }, class552: null };
 
-  const tooMany =
-    !isMailboxFull(reply) &&
-    (isTooManyCode(reply) || ((code === 452 || code === 552) && ctx.acceptedBefore > 0));
-  if (tooMany) {
+  // RFC 5321 §4.5.3.1.10: after an accepted RCPT, 452 and 552 are "too many recipients"
+  // whatever the enhanced code says (smtp-server's 5.2.2 prefix, Postfix 3.7's trust in it).
+  if ((code === 452 || code === 552) && ctx.acceptedBefore > 0) {
+    const verdict: Verdict = { status: 'deferred', reason: 'too_many_recipients', sameConnection: true };
+    return { verdict, class552: code === 552 ? 'too_many_recipients' : null };
+  }
+  if (isTooManyCode(reply)) {
     // With nothing accepted before it, retrying on this connection would only repeat the
     // same transaction: wait for the retry schedule instead, so we never loop.
     const verdict: Verdict = { status: 'deferred', reason: 'too_many_recipients', sameConnection: ctx.acceptedBefore > 0 };
     return { verdict, class552: code === 552 ? 'too_many_recipients' : null };
   }
   if (code === 552) {
-    // RFC 5321 §4.2.2: 552 = "exceeded storage allocation". Without an enhanced code
-    // (the ISPs in seed 001) or with 5.2.2 it is the mailbox quota; other enhanced codes
-    // (e.g. 5.3.4 message too big) are permanent for this recipient.
+    // Standing alone (nothing accepted before it): RFC 5321 §4.2.2 "exceeded storage
+    // allocation". Without an enhanced code (the ISPs of seed 001) or with X.2.2 it is the
+    // mailbox quota; other enhanced codes (e.g. 5.3.4 message too big) are permanent.
     const quota = reply.enhanced === null || isMailboxFull(reply);
     return { verdict: quota ? overQuota(ctx.overQuotaPolicy) : { status: 'failed', reason: 'permanent' }, class552: 'mailbox' };
   }

@@ -67,7 +67,13 @@ export interface TransactionResult {
   mailReply: Reply | null;
   dataReply: Reply | null; // 354 / DATA failure, or the failing BDAT reply
   finalReply: Reply | null; // reply to the final dot or BDAT LAST
-  /** Recipients the server would not take in this transaction ("too many"): accepted count before the first such reply. */
+  /**
+   * Where the server's "too many recipients" refusals started: the number of RCPTs it had
+   * accepted before the first one, provided none was accepted after it (a limit refuses
+   * every RCPT past it; a refusal followed by an acceptance was about its own mailbox).
+   * Only a candidate: the engine's plan confirms it when the first refused recipient is
+   * accepted as the first RCPT of the next transaction (relay/outbound/plan.ts).
+   */
   learnedLimit: number | null;
   mode: 'data' | 'bdat';
 }
@@ -592,8 +598,39 @@ function finish(s: SessionState, actions: SessionAction[], needRset: boolean): v
   }
 }
 
+/**
+ * The limit pattern: the RCPTs end in a run of "too many" refusals (those never sent count
+ * too) after at least one acceptance. Returns how many were accepted before that run, or
+ * null. Refusals earlier in the transaction, with acceptances after them, were about their
+ * own mailboxes and are not part of it.
+ */
+function limitPosition(tx: TxState): number | null {
+  let i = tx.slots.length - 1;
+  let refusals = 0;
+  for (; i >= 0; i--) {
+    const sl = tx.slots[i]!;
+    if (sl.verdict === null) continue; // never sent (lock-step stopped at the limit)
+    if (sl.verdict.status === 'deferred' && sl.verdict.reason === 'too_many_recipients' && sl.verdict.sameConnection) {
+      refusals++;
+      continue;
+    }
+    break;
+  }
+  if (refusals === 0 || i < 0 || tx.slots[i]!.verdict?.status !== 'accepted') return null;
+  return tx.accepted;
+}
+
 function buildResult(s: SessionState, tx: TxState, lost: { verdict: Verdict; reply: Reply | null; note: string } | null): TransactionResult {
   const mailFailed = tx.mailReply !== null && tx.mailReply.code >= 300;
+  const limitAt = limitPosition(tx);
+  // Exim with recipients_max_reject answers the surplus RCPTs with 552 and then DATA with
+  // 554, refusing the whole message *because of* the surplus. A data-phase 5xx after the
+  // limit pattern is therefore not final either: the accepted recipients go into the next
+  // transaction (now within the limit); there, without any surplus, a 5xx is final.
+  const dataVerdict = (failing: Reply): Verdict =>
+    limitAt !== null && failing.code >= 500 && failing.code < 600
+      ? { status: 'deferred', reason: 'too_many_recipients', sameConnection: true }
+      : classifyFailure(failing, s.opts.overQuotaPolicy);
   const recipients: RecipientResult[] = tx.slots.map((sl) => {
     const base = { address: sl.rcpt.address, rcptReply: sl.reply, class552: sl.class552 };
     // MAIL failed: the RCPT replies that followed (usually 503) say nothing about the mailboxes.
@@ -610,13 +647,13 @@ function buildResult(s: SessionState, tx: TxState, lost: { verdict: Verdict; rep
     // Accepted at RCPT: the outcome is the data phase's, and only for accepted recipients.
     if (tx.finalReply && tx.finalReply.code >= 200 && tx.finalReply.code < 300) return { ...base, verdict: sl.verdict, reply: tx.finalReply };
     const failing = tx.finalReply ?? (tx.dataReply && tx.dataReply.code !== 354 ? tx.dataReply : null);
-    if (failing) return { ...base, verdict: classifyFailure(failing, s.opts.overQuotaPolicy), reply: failing };
+    if (failing) return { ...base, verdict: dataVerdict(failing), reply: failing };
     if (lost) return { ...base, verdict: lost.verdict, reply: lost.reply, note: lost.note };
     return { ...base, verdict: classifyNoReply('connection'), reply: null, note: 'no final reply' };
   });
   return {
     recipients, accepted: tx.accepted, mailReply: tx.mailReply, dataReply: tx.dataReply, finalReply: tx.finalReply,
-    learnedLimit: tx.learnedLimit, mode: tx.mode,
+    learnedLimit: limitAt, mode: tx.mode,
   };
 }
 

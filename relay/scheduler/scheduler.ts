@@ -3,7 +3,7 @@
 // permanent failures and expiries into DSNs. Nothing that got a 250 is dropped: every
 // recipient ends delivered or bounced (or expired, which bounces too).
 import type { RelayMetrics } from '../metrics.ts';
-import type { DeliveryEngine, DeliveryResult } from '../outbound/engine.ts';
+import type { DeliveryEngine } from '../outbound/engine.ts';
 import type { Spool } from '../spool/index.ts';
 import type { QueuedMessage, RecipientState, RecipientUpdate, SpoolRecipient } from '../spool/record.ts';
 import { buildDsn, dsnBodyType, shouldNotify } from '../dsn/index.ts';
@@ -111,6 +111,8 @@ export class Scheduler {
       // Yield to timers and I/O every round: a wake-up chain made only of microtasks (work
       // that settles without I/O) must never starve the rest of the relay.
       await new Promise<void>((r) => setImmediate(r));
+      // stop() may have run during that yield, when there was no wake-up to call yet.
+      if (!this.running) break;
       const free = this.o.concurrency - this.inflight.size;
       const ids = free > 0 ? this.o.spool.due(this.clock(), free, this.busy()) : [];
       for (const id of ids) void this.track(id);
@@ -160,21 +162,13 @@ export class Scheduler {
     }
 
     const byAddress = new Map(due.map((r) => [r.address, r]));
-    const recorded = new Set<string>();
     const hosts = new Map<string, string | null>();
-    const record = async (results: DeliveryResult[]) => {
-      const t = this.clock();
-      const updates: RecipientUpdate[] = [];
-      for (const r of results) {
-        const prev = byAddress.get(r.address);
-        if (!prev || recorded.has(r.address)) continue;
-        recorded.add(r.address);
-        hosts.set(r.address, r.host);
-        updates.push({ address: r.address, state: nextState(prev.state, r, msg.receivedAt, t, this.o.retry, this.o.random) });
-      }
-      if (updates.length > 0) await this.settle(msg, updates, hosts);
-    };
-    const results = await engine.deliver({
+    // Recipients deferred in this attempt are retried together (one jitter draw per attempt,
+    // and every later deferral takes the first one's time): per-recipient jitter would split
+    // one message into one transaction per recipient at the next attempt.
+    const draw = (this.o.random ?? Math.random)();
+    let retryAt: number | null = null;
+    const deliveries = engine.attempt({
       id: msg.id,
       from: msg.from,
       recipients: due.map((r) => ({ address: r.address, notify: r.notify, orcpt: r.orcpt })),
@@ -184,9 +178,25 @@ export class Scheduler {
       ret: msg.ret,
       envid: msg.envid,
       body: this.o.bodyFor ? this.o.bodyFor(msg) as () => AsyncIterable<Uint8Array> : () => spool.openBody(id),
-      onTransaction: record,
     });
-    await record(results);
+    // Each transaction's results come once; they are recorded before the engine goes on.
+    for await (const results of deliveries) {
+      const t = this.clock();
+      const updates: RecipientUpdate[] = [];
+      for (const r of results) {
+        const prev = byAddress.get(r.address);
+        if (!prev) continue;
+        byAddress.delete(r.address);
+        hosts.set(r.address, r.host);
+        let state = nextState(prev.state, r, msg.receivedAt, t, this.o.retry, () => draw);
+        if (state.state === 'deferred') {
+          if (retryAt === null) retryAt = state.nextAttemptAt;
+          else state = { ...state, nextAttemptAt: retryAt };
+        }
+        updates.push({ address: r.address, state });
+      }
+      if (updates.length > 0) await this.settle(msg, updates, hosts);
+    }
   }
 
   /**
@@ -252,11 +262,15 @@ export class Scheduler {
   private observe(msg: QueuedMessage, updates: RecipientUpdate[], now: number): void {
     const m = this.o.metrics;
     if (!m) return;
+    // Bounce notices (null reverse-path, RFC 5321 §4.5.5) are counted apart: a notice that
+    // bounces is not a second bounce of the user's mail (the bounce-ratio alert reads
+    // mailrelay_recipients_total).
+    const counter = msg.from === '' ? m.dsnRecipients : m.recipients;
     for (const u of updates) {
       const s = u.state;
-      if (s.state === 'delivered') m.recipients.inc({ outcome: 'delivered' });
-      else if (s.state === 'deferred') m.recipients.inc({ outcome: 'deferred' });
-      else if (s.state === 'failed') m.recipients.inc({ outcome: s.reason === 'expired' ? 'expired' : 'bounced' });
+      if (s.state === 'delivered') counter.inc({ outcome: 'delivered' });
+      else if (s.state === 'deferred') counter.inc({ outcome: 'deferred' });
+      else if (s.state === 'failed') counter.inc({ outcome: s.reason === 'expired' ? 'expired' : 'bounced' });
       if (s.state === 'delivered' || s.state === 'failed') m.queueResidence.observe((now - msg.receivedAt) / 1000);
     }
   }

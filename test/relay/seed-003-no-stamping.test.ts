@@ -40,12 +40,14 @@ test('a 5xx to the final dot fails only the recipients accepted in that transact
   assert.deepEqual(server.transactions.map((tx) => tx.dataReply?.slice(0, 3)), ['554', '250', '250']);
 });
 
-test('a 5xx to DATA is not stamped on recipients of other transactions', async (t) => {
+test('a 5xx to the final dot is not stamped on recipients of other transactions', async (t) => {
   const server = await startFaultServer({ maxRecipientsPerTransaction: 2, limitReply: '452 4.5.3 Too many recipients' });
   const { engine } = engineFor(server.port, { chunking: false });
   t.after(async () => { await engine.close(); await server.close(); });
-  // First transaction: 2 accepted then the dot fails; the "too many" third goes on alone.
-  const results = await engine.deliver(message('s@relay.test', ['data-554-a@example.com', 'b@example.com', 'c@example.com'], 'x\r\n'));
-  assert.deepEqual(results.map((r) => r.verdict.status), ['failed', 'failed', 'accepted']);
-  assert.deepEqual([...server.deliveries().keys()], ['c@example.com']);
+  // First transaction: b and c accepted, the third is "too many" and goes first into the
+  // second transaction, whose dot gets 554: that fails it alone.
+  const results = await engine.deliver(message('s@relay.test', ['b@example.com', 'c@example.com', 'data-554-a@example.com'], 'x\r\n'));
+  assert.deepEqual(results.map((r) => r.verdict.status), ['accepted', 'accepted', 'failed']);
+  assert.deepEqual([...server.deliveries().keys()], ['b@example.com', 'c@example.com']);
+  assert.deepEqual(server.transactions.map((tx) => tx.rcptAccepted), [['b@example.com', 'c@example.com'], ['data-554-a@example.com']]);
 });
