@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HARAKA_VERSION, installHaraka } from '../test/peers/haraka.ts';
-import { alive, childPids as childrenOf, freePort, killPid, onCleanup, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
+import { alive, childPids as childrenOf, freePort, killPid, onCleanup, setGroupNice, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
 
 /** How to run Haraka for the bench. */
 export interface HarakaOptions {
@@ -19,6 +19,8 @@ export interface HarakaOptions {
   concurrency: number;
   /** smtp.ini nodes: worker processes. */
   nodes: number;
+  /** Priority of its session's CPU share (Linux autogroup). */
+  groupNice?: number;
   keep?: boolean;
 }
 
@@ -66,7 +68,9 @@ export async function startHaraka(o: HarakaOptions): Promise<HarakaInstance> {
   for (const [name, text] of Object.entries(files)) writeFileSync(join(conf, name), text);
   const queueDir = join(instance, 'queue');
 
-  const proc = spawn(process.execPath, [bin, '-c', instance], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A session of its own, as Postfix's master makes itself one (see setGroupNice).
+  const proc = spawn(process.execPath, [bin, '-c', instance], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (o.groupNice !== undefined) setGroupNice(proc.pid!, o.groupNice);
   // The workers are the master's children; a master killed hard would leave them behind.
   const killAll = (): void => {
     const workers = proc.pid ? childrenOf(proc.pid) : [];

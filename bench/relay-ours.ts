@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scrape, testRelayConfig } from '../test/helpers/relay.ts';
-import { childPids, freePort, killPid, onCleanup, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
+import { childPids, freePort, killPid, onCleanup, setGroupNice, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -16,6 +16,8 @@ export interface OursOptions {
   concurrency: number;
   /** Relay processes (config `workers`). */
   workers: number;
+  /** Priority of its session's CPU share (Linux autogroup), as every MTA of the bench gets. */
+  groupNice?: number;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when the relay exits. */
   cpuProfDir?: string;
   keep?: boolean;
@@ -64,9 +66,11 @@ export async function startOurs(o: OursOptions): Promise<OursInstance> {
   const configFile = join(dir, 'relay.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+  // A session of its own, as Postfix's master makes itself one (see setGroupNice).
   const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/mailrelay.mjs'), 'relay', '--config', configFile], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
+  if (o.groupNice !== undefined) setGroupNice(proc.pid!, o.groupNice);
   const unregister = onCleanup(() => {
     for (const c of childPids(proc.pid!)) killPid(c);
     killPid(proc.pid);

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alive, childPids, freePort, killPid, onCleanup, procStat, sleep, treeCpu, waitListening } from './relay-procs.ts';
+import { alive, childPids, freePort, killPid, onCleanup, procStat, setGroupNice, sleep, treeCpu, waitListening } from './relay-procs.ts';
 
 export interface PostfixOptions {
   /** relayhost port on 127.0.0.1; without it Postfix delivers by its own transports (see mainCf/masterCf). */
@@ -22,6 +22,8 @@ export interface PostfixOptions {
   concurrency: number;
   /** Keep the directory (logs, config) after stop. */
   keep?: boolean;
+  /** Priority of the master's session's CPU share (Linux autogroup). */
+  groupNice?: number;
 }
 
 export interface PostfixInstance {
@@ -180,6 +182,8 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     if (!masterPid) await sleep(100);
   }
   if (!masterPid || procStat(masterPid)?.comm !== 'master') fail('start (no master.pid)', new Error(pidFile));
+  // The master daemonized into a session of its own; give that session the bench's priority.
+  if (o.groupNice !== undefined) setGroupNice(masterPid, o.groupNice);
   try {
     await waitListening(smtpPort);
   } catch (err) {

@@ -45,7 +45,7 @@ import { startHaraka, type HarakaInstance } from './relay-haraka.ts';
 import { measureLatency, type LatencyResult } from './relay-latency.ts';
 import { startOurs, type OursInstance } from './relay-ours.ts';
 import { startPostfix, type PostfixInstance } from './relay-postfix.ts';
-import { machineCpu, procStat, rssBytes, runCleanups, threadSched, runSmtpSource, sleep, startSink, type SourceRun } from './relay-procs.ts';
+import { groupNice, machineCpu, onCleanup, procStat, rssBytes, runCleanups, setGroupNice, threadSched, runSmtpSource, sleep, startSink, type SourceRun } from './relay-procs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -88,6 +88,7 @@ const QUIET_WAIT_MS = Number(values['quiet-wait'] ?? 10) * 1000;
 const QUIET_CORES = 0.25;
 /** Scheduling priority for the bench and everything it starts: inherited by children. */
 const NICE = Number(values.nice ?? -10);
+const GROUP_NICE = NICE !== 0 ? NICE : undefined;
 type Mta = 'ours' | 'haraka' | 'postfix';
 const ALL_MTAS: Mta[] = ['ours', 'haraka', 'postfix'];
 const MTAS: Mta[] = values.only ? ALL_MTAS.filter((m) => values.only!.split(',').includes(m)) : ALL_MTAS;
@@ -173,16 +174,16 @@ const settingsSeen: Partial<Record<Mta, unknown>> = {};
 
 async function start(mta: Mta, sinkPort: number, profDir?: string): Promise<Instance> {
   if (mta === 'ours') {
-    const o = await startOurs({ sinkPort, concurrency: CONCURRENCY, workers: WORKERS, cpuProfDir: profDir, keep: values.keep });
+    const o = await startOurs({ sinkPort, concurrency: CONCURRENCY, workers: WORKERS, cpuProfDir: profDir, keep: values.keep, groupNice: GROUP_NICE });
     settingsSeen.ours = o.settings;
     return o;
   }
   if (mta === 'haraka') {
-    const h = await startHaraka({ sinkPort, concurrency: CONCURRENCY, nodes: HARAKA_NODES, keep: values.keep });
+    const h = await startHaraka({ sinkPort, concurrency: CONCURRENCY, nodes: HARAKA_NODES, keep: values.keep, groupNice: GROUP_NICE });
     settingsSeen.haraka = h.settings;
     return h;
   }
-  const p = await startPostfix({ sinkPort, concurrency: CONCURRENCY, keep: values.keep });
+  const p = await startPostfix({ sinkPort, concurrency: CONCURRENCY, keep: values.keep, groupNice: GROUP_NICE });
   settingsSeen.postfix = p.settings;
   return p;
 }
@@ -310,7 +311,7 @@ async function rssWithQueue(messages: number): Promise<{ rss: number; perProcess
   const hole = await blackHole();
   let inst: OursInstance | undefined;
   try {
-    inst = await startOurs({ sinkPort: hole.port, concurrency: CONCURRENCY, workers: WORKERS, keep: values.keep });
+    inst = await startOurs({ sinkPort: hole.port, concurrency: CONCURRENCY, workers: WORKERS, keep: values.keep, groupNice: GROUP_NICE });
     const t0 = performance.now();
     await runSmtpSource(inst.smtpPort, { messages, recipients: 1, size: 4096, sessions: SESSIONS, reuse: true }, 30 * 60_000);
     const fillSeconds = (performance.now() - t0) / 1000;
@@ -349,7 +350,13 @@ async function main(): Promise<void> {
   if (NICE !== 0) {
     try {
       os.setPriority(0, NICE);
-      niceNote = `, nice ${NICE} for every MTA`;
+      // Each MTA runs in a session of its own (Linux autogroup, see setGroupNice); this one
+      // holds the bench, smtp-source and smtp-sink.
+      // Our session is the caller's shell's too: put its priority back when done.
+      const before = groupNice(process.pid);
+      const groups = setGroupNice(process.pid, NICE);
+      if (groups && before !== undefined) onCleanup(() => setGroupNice(process.pid, before));
+      niceNote = `, nice ${NICE} for every MTA${groups ? ' and for each MTA\'s session (autogroup)' : ''}`;
     } catch (err) {
       process.stderr.write(`bench:relay: could not set nice ${NICE} (${(err as Error).message}); running at normal priority\n`);
     }
