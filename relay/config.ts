@@ -113,6 +113,12 @@ export const SpfSchema = z.strictObject({
   cacheTtl: seconds(300).describe('longest time an answer stays cached; shorter record TTLs are honoured where Node reports them (A/AAAA); NXDOMAIN/NODATA stay at most 60 s, failures 5 s'),
 });
 
+/** PROXY protocol (HAProxy's spec, v1 and v2) on the inbound listener. */
+export const ProxyProtocolSchema = z.strictObject({
+  trustedNetworks: z.array(cidr).min(1).describe('load balancer networks (CIDRs): a connection from them must start with a PROXY header (v1 or v2), and its client address is believed; a connection from anywhere else that sends one is refused with 421 4.7.0'),
+  headerTimeout: seconds(10).describe('time a trusted load balancer has to send the header after connecting; then 421 4.4.2'),
+});
+
 /** Inbound SMTP listener, relay policy and limits. */
 export const InboundSchema = z.strictObject({
   host: z.string().default('0.0.0.0').describe('address the SMTP listener binds'),
@@ -139,10 +145,13 @@ export const InboundSchema = z.strictObject({
   maxLineLength: z.number().int().min(998).default(998).describe('longest line of message data, without its CRLF (RFC 5322 §2.1.1: 998); a longer one gets 554 5.6.0 after the final dot'),
   maxHeaderSize: z.number().int().min(1024).default(256 * 1024).describe('largest header section of a message in bytes; a larger one gets 552 5.3.4 after the final dot'),
   spf: SpfSchema.default(SpfSchema.parse({})).describe('SPF sender verification (RFC 7208)'),
+  greetingDelay: z.number().min(0).max(30).default(0).describe('seconds to wait before the 220 greeting for clients outside relayNetworks; one that sends anything meanwhile is refused with 421 4.5.0 (an early talker, RFC 5321 §4.3.1). 0 greets at once, right for a submission relay whose clients are on relayNetworks or authenticate; clients on relayNetworks are never paused'),
+  proxyProtocol: ProxyProtocolSchema.optional().describe('PROXY protocol v1/v2 from load balancers: the client address comes from the header, so relayNetworks, the per-IP limits and Received headers see the real client'),
 });
 
 /** The full relay configuration. */
 export const RelayConfigSchema = z.strictObject({
+  workers: z.number().int().min(1).max(64).default(1).describe('relay processes: each takes its share of SMTP sessions (one listening port, handed out in turn), has a spool shard of its own and delivers it; a primary process supervises them and serves HTTP (docs/adr/0007-workers.md). Per-relay limits (connections, rates, concurrencyPerDestination) are divided between them. Match the CPU cores the relay may use'),
   inbound: InboundSchema.default(InboundSchema.parse({})),
   spool: z.strictObject({
     dir: z.string().min(1).default('/var/spool/mailrelay').describe('spool directory (a PersistentVolume in Kubernetes)'),

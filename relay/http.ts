@@ -20,11 +20,12 @@ export interface HttpLog {
 
 /** What the HTTP endpoints ask of the relay. */
 export interface HttpHandlers {
-  registry: Registry;
+  /** Where /metrics comes from: the relay's registry, or a multi-process relay's aggregate of its workers'. */
+  registry: Pick<Registry, 'metrics' | 'contentType'>;
   /** Refreshes gauges computed on demand (queue depth) just before a scrape. */
   beforeScrape?: () => void;
   live: () => boolean;
-  ready: () => { ok: boolean; reasons: string[] };
+  ready: () => { ok: boolean; reasons: string[] } | Promise<{ ok: boolean; reasons: string[] }>;
   /** exit: the preStop drain (deliver, then stop); hold: refuse mail but keep running (ADR 0003); undo: end a hold. */
   drain: (mode: 'exit' | 'hold' | 'undo') => Promise<boolean>;
   /** The bearer token admin calls must present unless they come from trusted loopback; without one only loopback may call them. */
@@ -32,12 +33,15 @@ export interface HttpHandlers {
   /** Loopback callers need no token (default true). */
   trustLoopback?: boolean;
   /** The queue operations; without them the queue API answers 404. */
-  queue?: QueueAdmin;
+  queue?: QueueOps;
   /** Where the audit lines go. */
   log?: HttpLog;
   /** More routes (e.g. a status endpoint), checked after the built-in ones. */
   routes?: Route[];
 }
+
+/** What the queue API calls: one relay's QueueAdmin, or a multi-process relay's merge of its shards'. */
+export type QueueOps = Pick<QueueAdmin, 'list' | 'show' | 'act'>;
 
 /** Who may call a route: anyone, or an administrator (trusted loopback or the bearer token). */
 export type Access = 'open' | 'admin';
@@ -152,7 +156,7 @@ function selectionFrom(body: unknown): QueueSelection {
 /** The built-in routes. */
 function builtinRoutes(h: HttpHandlers): Route[] {
   const text = (status: number, body: string): RouteReply => ({ status, body, contentType: 'text/plain; charset=utf-8' });
-  const queue = (): QueueAdmin => {
+  const queue = (): QueueOps => {
     if (!h.queue) throw new BadRequest('this relay has no queue API');
     return h.queue;
   };
@@ -167,9 +171,13 @@ function builtinRoutes(h: HttpHandlers): Route[] {
     { methods: ['GET', 'HEAD'], path: '/healthz', access: 'open', action: 'healthz', handle: () => (h.live() ? text(200, 'ok\n') : text(500, 'unhealthy\n')) },
     {
       methods: ['GET', 'HEAD'], path: '/readyz', access: 'open', action: 'readyz',
-      handle: () => {
-        const r = h.ready();
-        return r.ok ? text(200, 'ready\n') : text(503, `not ready: ${r.reasons.join(', ')}\n`);
+      handle: async () => {
+        try {
+          const r = await h.ready();
+          return r.ok ? text(200, 'ready\n') : text(503, `not ready: ${r.reasons.join(', ')}\n`);
+        } catch (err) {
+          return text(503, `not ready: ${(err as Error).message}\n`);
+        }
       },
     },
     {

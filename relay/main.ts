@@ -80,6 +80,9 @@ Prints the mailrelay version.
 async function relayCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parseFlags(argv, { config: { type: 'string', short: 'c' }, 'smtp-port': { type: 'string' }, 'http-port': { type: 'string' }, spool: { type: 'string' } });
   if (p.help) return (io.out(RELAY_USAGE), 0);
+  // A worker forked by the primary of a multi-process relay: it runs the config the primary validated.
+  const { isRelayWorker, relayProcesses, runRelayPrimary, runRelayWorker } = await import('./cluster.ts');
+  if (isRelayWorker()) return runRelayWorker();
   const v = p.values;
   if (!v.config) throw new UsageError('--config: a config file is required');
   const smtpPort = portFlag('smtp-port', v['smtp-port']);
@@ -94,6 +97,8 @@ async function relayCommand(argv: string[], io: CliIo): Promise<number> {
   });
   const [{ default: pino }, { startRelay }] = await Promise.all([import('pino'), import('./service.ts')]);
   const log = pino({ level: config.log.level });
+  // Several workers, or shards a larger `workers` setting left that must still be delivered.
+  if (relayProcesses(config) > 1) return runRelayPrimary(config, log);
   const relay = await startRelay(config, { log });
   const main = log.child({ component: 'relay' });
   const stop = (signal: string) => {

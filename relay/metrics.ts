@@ -86,12 +86,13 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     learnedRecipientLimit: new Gauge({
       name: 'mailrelay_learned_recipient_limit',
       help: 'Smallest per-transaction recipient limit learned from "too many recipients" replies, over all destinations (0 = none learned).',
-      registers,
+      // Over worker processes: the smallest one learned (aggregateWorkerMetrics leaves out the zeros).
+      aggregator: 'min', registers,
     }),
     learnedRecipientLimitDestinations: new Gauge({
       name: 'mailrelay_learned_recipient_limit_destinations',
-      help: 'Number of destinations for which a recipient limit below the configured one has been learned.',
-      registers,
+      help: 'Number of destinations for which a recipient limit below the configured one has been learned (with several worker processes: the most any one of them learned).',
+      aggregator: 'max', registers,
     }),
     connectionsOpen: new Gauge({
       name: 'mailrelay_outbound_connections',
@@ -106,7 +107,7 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     queueOldestAge: new Gauge({
       name: 'mailrelay_queue_oldest_message_age_seconds',
       help: 'Age of the oldest message still in the spool, in seconds (0 when empty).',
-      registers,
+      aggregator: 'max', registers,
     }),
     deliveryDuration: new Histogram({
       name: 'mailrelay_delivery_duration_seconds',
@@ -140,6 +141,11 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
       help: 'Bytes of message data accepted into the spool.',
       registers,
     }),
+    inboundProxyRefusals: new Counter({
+      name: 'mailrelay_inbound_proxy_refusals_total',
+      help: 'Inbound connections refused for the PROXY protocol, by reason: untrusted_source (a header from outside proxyProtocol.trustedNetworks), timeout (a trusted load balancer sent none), or the header problem (not_proxy, too_long, bad_syntax, bad_address, bad_version, unsupported_family).',
+      labelNames: ['reason'] as const, registers,
+    }),
     spfResults: new Counter({
       name: 'mailrelay_spf_results_total',
       help: 'SPF (RFC 7208) check results for inbound MAIL FROM/HELO identities.',
@@ -168,10 +174,35 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     draining: new Gauge({
       name: 'mailrelay_draining',
       help: '1 while the relay is draining (refusing new sessions, finishing deliveries), else 0.',
+      aggregator: 'max', registers,
+    }),
+  };
+}
+
+/**
+ * The primary process of a relay with several workers (relay/cluster.ts): its own process
+ * metrics and the supervision counters. /metrics adds every worker's relay metrics to these.
+ */
+export function createPrimaryMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  const registers = [registry];
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_' });
+  return {
+    registry,
+    workers: new Gauge({
+      name: 'mailrelay_workers',
+      help: 'Worker processes of a multi-process relay (config workers > 1) that are running, by role: accepting (takes mail) or retiring (only delivers a shard left by a larger workers setting).',
+      labelNames: ['role'] as const, registers,
+    }),
+    workerRestarts: new Counter({
+      name: 'mailrelay_worker_restarts_total',
+      help: 'Worker processes of a multi-process relay that exited unexpectedly and were started again on the same spool shard.',
       registers,
     }),
   };
 }
+
+/** The primary's metric objects. */
+export type PrimaryMetrics = ReturnType<typeof createPrimaryMetrics>;
 
 /** The relay's metric objects. */
 export type RelayMetrics = ReturnType<typeof declareRelayMetrics>;

@@ -1,7 +1,7 @@
 // Generates docs/metrics.md from the metric declarations (relay/metrics.ts and
 // operator/metrics.ts): `npx tsx scripts/gen-metrics-doc.ts > docs/metrics.md`.
 // scripts/metrics-doc.test.ts fails when the committed file is stale.
-import { createRelayMetrics } from '../relay/metrics.ts';
+import { createPrimaryMetrics, createRelayMetrics } from '../relay/metrics.ts';
 import { createOperatorMetrics } from '../operator/metrics.ts';
 
 async function table(title: string, registry: import('prom-client').Registry): Promise<string[]> {
@@ -20,6 +20,7 @@ async function table(title: string, registry: import('prom-client').Registry): P
 export async function metricsDoc(): Promise<string> {
   const relay = createRelayMetrics(undefined, { defaultMetrics: false });
   const operator = createOperatorMetrics(undefined, { defaultMetrics: false });
+  const primary = createPrimaryMetrics(undefined, { defaultMetrics: false });
   return [
     '# Metrics',
     '',
@@ -32,6 +33,11 @@ export async function metricsDoc(): Promise<string> {
     'The relay serves them on `http.port` (default 9090) at `/metrics`; the operator on its metrics port (8080).',
     '',
     ...(await table('Relay', relay.registry)),
+    '',
+    'A relay with `workers` > 1 serves the sum over its worker processes (a gauge of levels or ages: the largest;',
+    '`mailrelay_learned_recipient_limit`: the smallest learned), plus these of its primary process:',
+    '',
+    ...(await table('Relay primary (workers > 1)', primary.registry)),
     '',
     ...(await table('Operator', operator.registry)),
     '',

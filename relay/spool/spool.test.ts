@@ -43,6 +43,38 @@ async function open(dir: string, o: SpoolOptions = {}): Promise<Spool> {
 }
 
 describe('Spool: accept, load, openBody', () => {
+  it('serves a just-accepted body from memory (no read of the log), bounded, and from the log once evicted or after a restart', async () => {
+    const dir = tmp();
+    const fs = new FaultFs();
+    const reads = (): number => fs.calls.get('read') ?? 0;
+    const s = await Spool.open(dir, { fs, fsync: false, freshBodyCacheBytes: 8000 });
+    const bodies = Array.from({ length: 6 }, (_, i) => body(1500, i));
+    const ids: string[] = [];
+    for (const b of bodies) ids.push((await s.accept(env(1), Readable.from([b.subarray(0, 700), b.subarray(700)]))).id);
+    // 9,000 bytes offered to an 8,000-byte cache: the oldest went out.
+    let before = reads();
+    assert.deepEqual(await readBody(s, ids[5]!), bodies[5]);
+    assert.deepEqual(await readBody(s, ids[5]!), bodies[5], 'again, for a second transaction');
+    assert.equal(reads(), before, 'the newest body came from memory');
+    before = reads();
+    assert.deepEqual(await readBody(s, ids[0]!), bodies[0]);
+    assert.ok(reads() > before, 'the evicted body was read from the log');
+    // A Buffer body handed to accept is copied: changing it afterwards changes nothing stored.
+    const mine = body(1000, 9);
+    const m = await s.accept(env(1), mine);
+    mine.fill(0);
+    assert.deepEqual(await readBody(s, m.id), body(1000, 9));
+    // Completed: gone, from memory too.
+    await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: delivered }]);
+    await assert.rejects(readBody(s, m.id), MessageNotFoundError);
+    await s.close();
+    const s2 = await Spool.open(dir, { fs, fsync: false });
+    before = reads();
+    assert.deepEqual(await readBody(s2, ids[5]!), bodies[5]);
+    assert.ok(reads() > before, 'after a restart, from the log');
+    await s2.close();
+  });
+
   it('stores a Buffer body and reads back the exact bytes and envelope', async () => {
     const s = await open(tmp());
     const e = env(3, { envid: 'E1', ret: 'HDRS', smtputf8: true, bodyType: '8BITMIME', clientAddress: '192.0.2.1', heloName: 'h', authUser: 'u' });
@@ -135,6 +167,14 @@ describe('Spool: accept, load, openBody', () => {
     const r = await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: deferred(5) }]);
     r.message.recipients.length = 0;
     assert.deepEqual((await s.load(m.id)).recipients.map((x) => x.state.state), ['deferred', 'pending']);
+    // Nested parts too: a state's fields, a NOTIFY list.
+    const n = await s.accept({ ...env(1), recipients: [{ address: 'n@example.com', notify: ['FAILURE'] }] }, body(10));
+    n.recipients[0]!.notify!.push('SUCCESS');
+    const ln = await s.load(n.id);
+    (ln.recipients[0]!.state as { state: string }).state = 'delivered';
+    ln.recipients[0]!.notify!.length = 0;
+    const again = await s.load(n.id);
+    assert.deepEqual(again.recipients[0], { address: 'n@example.com', notify: ['FAILURE'], state: { state: 'pending' } });
     await s.close();
   });
 
