@@ -290,14 +290,12 @@ test('the queue API of a two-worker relay covers both shards: list, show and del
   // Every recipient deferred, retries an hour apart: the messages stay in the shards.
   const peer = await startFaultServer({ rcptReply: () => '451 4.4.1 Destination is down, try later' });
   const dir = mkdtempSync(join(tmpdir(), 'mailrelay-workers-'));
-  let relay: RelayProc | undefined;
   t.after(async () => {
-    if (relay) await killAll(relay);
     await peer.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  relay = await startRelayCli(writeConfig(dir, peer.port, { delivery: { retry: { schedule: [3600], jitter: 0, maxAge: 86400 } } }));
-  const r = relay;
+  const r = await startRelayCli(writeConfig(dir, peer.port, { delivery: { retry: { schedule: [3600], jitter: 0, maxAge: 86400 } } }));
+  t.after(() => killAll(r));
   const url = `http://127.0.0.1:${r.http}`;
   await submitAll(r.smtp, 8);
   await waitFor(async () => (await scrape(r.http, 'mailrelay_queue_messages', { state: 'deferred' })) === 8, 30_000, 'eight deferred');
