@@ -1,5 +1,7 @@
 // The relay's HTTP side: /metrics for Prometheus, /healthz (live) and /readyz (ready) for
-// the kubelet, and POST /drain to start a graceful drain on demand (the preStop hook).
+// the kubelet, POST /drain to start a graceful drain on demand (the preStop hook), and
+// GET /status, the queue and spool state the operator's autoscaler reads (relay/status.ts).
+// /drain and /status are admin endpoints: loopback, or the drain token as a bearer.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -14,8 +16,10 @@ export interface HttpHandlers {
   ready: () => { ok: boolean; reasons: string[] };
   /** exit: the preStop drain (deliver, then stop); hold: refuse mail but keep running (ADR 0003); undo: end a hold. */
   drain: (mode: 'exit' | 'hold' | 'undo') => Promise<boolean>;
-  /** The bearer token non-loopback /drain calls must present; without one only loopback may drain. */
+  /** The bearer token non-loopback /drain and /status calls must present; without one only loopback may call them. */
   drainToken?: () => string;
+  /** The /status document; without it /status answers 404. */
+  status?: () => Promise<object>;
 }
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
@@ -48,14 +52,23 @@ export async function startHttp(host: string, port: number, h: HttpHandlers): Pr
       const r = h.ready();
       return send(r.ok ? 200 : 503, r.ok ? 'ready\n' : `not ready: ${r.reasons.join(', ')}\n`);
     }
-    if (url === '/drain' && (req.method === 'POST' || req.method === 'DELETE')) {
+    const admin = () => {
       let token: string | undefined;
       try {
         token = h.drainToken?.();
       } catch {
         token = undefined;
       }
-      if (!drainAllowed(req.socket.remoteAddress, req.headers.authorization, token)) return send(403, 'forbidden: /drain needs the drain token\n');
+      return drainAllowed(req.socket.remoteAddress, req.headers.authorization, token);
+    };
+    if (url === '/status' && req.method === 'GET' && h.status) {
+      // Queue depths and learned limits are the operator's to read, like /drain is its to call.
+      if (!admin()) return send(403, 'forbidden: /status needs the drain token\n');
+      h.status().then((doc) => send(200, `${JSON.stringify(doc)}\n`, 'application/json'), (err: Error) => send(500, `${err.message}\n`));
+      return;
+    }
+    if (url === '/drain' && (req.method === 'POST' || req.method === 'DELETE')) {
+      if (!admin()) return send(403, 'forbidden: /drain needs the drain token\n');
       const hold = /[?&]hold=(true|1)\b/.test(req.url ?? '');
       const mode = req.method === 'DELETE' ? 'undo' : hold ? 'hold' : 'exit';
       h.drain(mode).then(

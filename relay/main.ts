@@ -4,6 +4,7 @@
 //   mailrelay operator            (see operator/main.ts)
 //   mailrelay render -f mailrelay.yaml
 //   mailrelay config-schema       (the relay config as JSON Schema)
+import { existsSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadRelayConfig, parseRelayConfig, relayConfigJsonSchema } from './config.ts';
@@ -30,7 +31,13 @@ async function relayCommand(argv: string[]): Promise<number> {
     http: { ...base.http, ...(values['http-port'] ? { port: Number(values['http-port']) } : {}) },
     spool: { ...base.spool, ...(values.spool ? { dir: values.spool } : {}) },
   });
-  const relay = await startRelay(config);
+  let relay: Awaited<ReturnType<typeof startRelay>>;
+  try {
+    relay = await startRelay(config);
+  } catch (err) {
+    writeTerminationMessage(config.terminationMessagePath, (err as Error).message);
+    throw err;
+  }
   const stop = (signal: string) => {
     process.stderr.write(`mailrelay: ${signal}: draining (up to ${config.drain.timeout}s)\n`);
     relay.drain().then(() => process.exit(0), (err: Error) => {
@@ -41,6 +48,21 @@ async function relayCommand(argv: string[]): Promise<number> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return await new Promise<number>(() => undefined); // runs until a signal ends the process
+}
+
+/**
+ * Writes why the relay cannot run to the container's termination message file, where the
+ * kubelet reads it into the pod status (lastState.terminated.message) and the operator
+ * into its RelayCrashLooping condition. Only a file that exists: Kubernetes creates it for
+ * the container; outside a pod there is none, and nothing is created. At most 4 KiB, the
+ * kubelet's own limit.
+ */
+export function writeTerminationMessage(path: string, message: string): void {
+  try {
+    if (existsSync(path)) writeFileSync(path, Buffer.from(message).subarray(0, 4096));
+  } catch {
+    // The message is also on stderr; the file is a courtesy.
+  }
 }
 
 /** Asks a running relay to drain and waits until it has stopped serving (or the timeout). */

@@ -18,6 +18,8 @@ import { dkimBodyFor, loadDkimSigner } from './dkim/index.ts';
 import { startInbound, type InboundServer, type StartInboundOptions } from './inbound/server.ts';
 import { startHttp } from './http.ts';
 import { createSpfVerifier } from './spf/index.ts';
+import { kindForCode, type SpoolErrorKind } from './spool/errors.ts';
+import { RateMeter, buildRelayStatus, type RelayStatus, type SpoolProblem } from './status.ts';
 
 /** Hooks tests use to run a relay deterministically. */
 export interface RelayRuntimeOptions {
@@ -43,6 +45,8 @@ export interface RelayHandle {
   engine: DeliveryEngine;
   /** The current inbound listener (sessions, SPF cache and checks in flight). */
   readonly inbound: InboundServer;
+  /** The /status document (queue, rates, learned limits, drain and spool state) as of now. */
+  status(): Promise<RelayStatus>;
   /** Starts the drain: 421 to new sessions, deliver what is due, then stop. Resolves when stopped. */
   drain(timeoutMs?: number): Promise<void>;
   /** Stops at once (in-flight deliveries are abandoned; the spool keeps them). */
@@ -121,14 +125,18 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
 
   let draining = false;
   let closed = false;
-  let spoolWritable = true;
+  // Why the spool takes no writes, from the last failed accept or probe; undefined while it does.
+  let spoolProblem: { problem: SpoolProblem; message: string } | undefined;
+  const problemOf = (kind: SpoolErrorKind): SpoolProblem => (kind === 'no_space' ? 'full' : 'unwritable');
   let lastProbe = 0;
   const probeSpool = () => {
     const now = Date.now();
     if (now - lastProbe < 5000) return;
     lastProbe = now;
     const f = join(config.spool.dir, '.ready-probe');
-    writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
+    writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolProblem = undefined; }, (err: NodeJS.ErrnoException) => {
+      spoolProblem = { problem: problemOf(kindForCode(err.code)), message: `spool probe write failed: ${err.code ?? err.message}` };
+    });
   };
 
   // One SPF cache for the process: it outlives a listener replaced by a hold drain.
@@ -144,7 +152,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       accept: async (envelope, body) => {
         try {
           const m = await spool.accept(envelope, body);
-          spoolWritable = true;
+          spoolProblem = undefined;
           scheduler.kick();
           return { id: m.id };
         } catch (err) {
@@ -152,7 +160,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
           // new sessions to a sibling until the probe sees the spool writable again.
           const kind = (err as { kind?: string }).kind;
           if (kind === 'no_space' || kind === 'read_only') {
-            spoolWritable = false;
+            spoolProblem = { problem: problemOf(kind), message: (err as Error).message };
             lastProbe = Date.now();
           }
           throw err;
@@ -209,6 +217,31 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     return drainPromise;
   };
 
+  // Rates for /status: the delivered and accepted counters, sampled every second.
+  const deliveredRate = new RateMeter();
+  const acceptedRate = new RateMeter();
+  const counterSum = async (c: { get(): Promise<{ values: { value: number; labels: object }[] }> }, label: string, value: string) =>
+    (await c.get()).values.filter((v) => (v.labels as Record<string, unknown>)[label] === value).reduce((a, v) => a + v.value, 0);
+  const sampleRates = async () => {
+    const at = Date.now();
+    deliveredRate.sample(await counterSum(metrics.recipients, 'outcome', 'delivered'), at);
+    acceptedRate.sample(await counterSum(metrics.inboundMessages, 'result', 'accepted'), at);
+  };
+  const rateTimer = setInterval(() => { void sampleRates(); }, 1000);
+  rateTimer.unref();
+  const status = async (): Promise<RelayStatus> => {
+    await sampleRates();
+    return buildRelayStatus({
+      now: Date.now(),
+      spool: spool.stats(),
+      inFlight: scheduler.active,
+      learnedLimits: engine.learnedLimits(),
+      rates: { delivered: deliveredRate.perSecond(), accepted: acceptedRate.perSecond(), windowSeconds: deliveredRate.windowSeconds },
+      draining,
+      ...(spoolProblem ? { spoolProblem } : {}),
+    });
+  };
+
   const http = await startHttp(config.http.host, config.http.port, {
     registry: metrics.registry,
     beforeScrape: () => {
@@ -216,11 +249,13 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       metrics.queueMessages.set({ state: 'queued' }, s.byState.queued);
       metrics.queueMessages.set({ state: 'deferred' }, s.byState.deferred);
       metrics.queueOldestAge.set(s.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - s.oldestReceivedAt) / 1000));
+      metrics.queueOldestQueuedAge.set(s.oldestQueuedReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - s.oldestQueuedReceivedAt) / 1000));
     },
+    status,
     live: () => true,
     ready: () => {
       probeSpool();
-      const reasons = [...(draining ? ['draining'] : []), ...(spoolWritable ? [] : ['spool not writable'])];
+      const reasons = [...(draining ? ['draining'] : []), ...(spoolProblem === undefined ? [] : [spoolProblem.problem === 'full' ? 'spool full' : 'spool not writable'])];
       return { ok: reasons.length === 0, reasons };
     },
     drain: (mode) => (mode === 'hold' ? startHold(true).then(() => true) : mode === 'undo' ? endHold() : (void drain(), Promise.resolve(true))),
@@ -230,6 +265,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
   const shutdown = async () => {
     if (closed) return;
     closed = true;
+    clearInterval(rateTimer);
     await inbound.close();
     await scheduler.stop(0);
     await engine.close();
@@ -247,6 +283,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       return inbound;
     },
     drain,
+    status,
     close: shutdown,
   };
 }
