@@ -16,7 +16,7 @@ import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/clie
 import type pino from 'pino';
 import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput, type SecretLike } from '../api/inputs.ts';
 import {
-  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, validateMailRelay, withDefaults,
+  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, requestedReplicas, validateMailRelay, withDefaults,
   type MailRelay, type MailRelaySpecDefaulted, type MailRelayStatus, type ValidationProblem,
 } from '../api/mailrelay.ts';
 import { ApplyError, apiErrorMessage, type Applier } from '../apply/apply.ts';
@@ -233,9 +233,10 @@ export class Reconciler {
     let plan: ScalePlan | undefined;
     let desired: KubeObject[] = [];
     if (problems.length === 0 && spec) {
+      const wanted = requestedReplicas(spec);
       plan = planScaleDown({
-        spec, currentReplicas: (sts?.spec as { replicas?: number } | undefined)?.replicas,
-        observations: await this.observeSpools(mr, spec, sts), previous: mr.status?.scaleDown, now,
+        spec: { replicas: wanted, scaleDown: spec.scaleDown }, currentReplicas: (sts?.spec as { replicas?: number } | undefined)?.replicas,
+        observations: await this.observeSpools(mr, wanted, sts), previous: mr.status?.scaleDown, now,
       });
       inputs.statefulSetReplicas = plan.statefulSetReplicas;
       try {
@@ -438,19 +439,19 @@ export class Reconciler {
    * would refuse mail for ever unless it is seen draining and told to stop (undrain).
    * An ordinal with neither a pod nor a spool PVC holds no mail at all.
    */
-  private async observeSpools(mr: MailRelay, spec: MailRelaySpecDefaulted, sts: KubeObject | undefined): Promise<SpoolObservation[]> {
-    const current = (sts?.spec as { replicas?: number } | undefined)?.replicas ?? spec.replicas;
+  private async observeSpools(mr: MailRelay, wanted: number, sts: KubeObject | undefined): Promise<SpoolObservation[]> {
+    const current = (sts?.spec as { replicas?: number } | undefined)?.replicas ?? wanted;
     const pods = this.relayPods(mr);
-    const wanted = new Set<number>(mr.status?.scaleDown?.drainingOrdinals ?? []);
-    for (let o = spec.replicas; o < current; o++) wanted.add(o);
-    for (const [ord, pod] of pods) if (ord < spec.replicas && isRunning(pod) && !isReady(pod)) wanted.add(ord);
+    const observe = new Set<number>(mr.status?.scaleDown?.drainingOrdinals ?? []);
+    for (let o = wanted; o < current; o++) observe.add(o);
+    for (const [ord, pod] of pods) if (ord < wanted && isRunning(pod) && !isReady(pod)) observe.add(ord);
     const out: SpoolObservation[] = [];
-    await Promise.all([...wanted].map(async (ord) => {
+    await Promise.all([...observe].map(async (ord) => {
       const pod = pods.get(ord);
       if (pod) {
         // ADR 0003: only a running pod can be asked; any other counts as holding mail.
         if (isRunning(pod)) out.push(await this.deps.relayPods.observe(pod, ord));
-      } else if (ord >= spec.replicas && !this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
+      } else if (ord >= wanted && !this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
         out.push({ ordinal: ord, draining: true, queuedMessages: 0 });
       }
     }));
