@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.mailrelay/**', '.scratch*/**', 'test/helm-render/**', '**/*.mjs', 'coverage/**', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', 'dist/**', '.image/**', '.mailrelay/**', '.scratch*/**', 'test/helm-render/**', '**/*.mjs', 'coverage/**', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scrape, testRelayConfig } from '../test/helpers/relay.ts';
-import { freePort, killPid, onCleanup, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
+import { childPids, freePort, killPid, onCleanup, setGroupNice, sleep, treeCpu, waitExit, waitListening } from './relay-procs.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -14,6 +14,10 @@ export interface OursOptions {
   sinkPort: number;
   /** delivery.concurrencyPerDestination */
   concurrency: number;
+  /** Relay processes (config `workers`). */
+  workers: number;
+  /** Priority of its session's CPU share (Linux autogroup), as every MTA of the bench gets. */
+  groupNice?: number;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when the relay exits. */
   cpuProfDir?: string;
   keep?: boolean;
@@ -25,6 +29,8 @@ export interface OursInstance {
   smtpPort: number;
   httpPort: number;
   pid: number;
+  /** The relay's processes: the primary and its workers (just the one with workers: 1). */
+  pids(): number[];
   /** The config overrides on top of test/helpers/relay.ts's testRelayConfig, for the report. */
   settings: Record<string, unknown>;
   cpu(): { total: number; byName: Map<string, number> };
@@ -33,8 +39,9 @@ export interface OursInstance {
 }
 
 /** The relay settings the bench uses (fsync on, PIPELINING and CHUNKING on, quiet logs). */
-export function oursOverrides(concurrency: number): Record<string, unknown> {
+export function oursOverrides(concurrency: number, workers: number): Record<string, unknown> {
   return {
+    workers,
     // Generous session limits: smtp-source -d keeps 16 sessions for a whole workload (W2: 125
     // messages x 54 commands each), and Postfix's smtpd has no command cap either.
     inbound: { hostname: 'relay.bench.test', maxConnections: 2000, maxConnectionsPerIp: 2000, maxCommandsPerSession: 10_000_000 },
@@ -53,16 +60,19 @@ export function oursOverrides(concurrency: number): Record<string, unknown> {
 
 export async function startOurs(o: OursOptions): Promise<OursInstance> {
   const dir = mkdtempSync(join(tmpdir(), 'mailrelay-bench-ours-'));
-  const settings = oursOverrides(o.concurrency);
+  const settings = oursOverrides(o.concurrency, o.workers);
   const ports = { smtp: await freePort(), http: await freePort() };
   const config = testRelayConfig(o.sinkPort, { ...settings, inbound: { ...(settings.inbound as object), port: ports.smtp }, http: { host: '127.0.0.1', port: ports.http } }, join(dir, 'spool'));
   const configFile = join(dir, 'relay.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+  // A session of its own, as Postfix's master makes itself one (see setGroupNice).
   const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/mailrelay.mjs'), 'relay', '--config', configFile], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
+  if (o.groupNice !== undefined) setGroupNice(proc.pid!, o.groupNice);
   const unregister = onCleanup(() => {
+    for (const c of childPids(proc.pid!)) killPid(c);
     killPid(proc.pid);
     if (!o.keep) rmSync(dir, { recursive: true, force: true });
   });
@@ -89,6 +99,7 @@ export async function startOurs(o: OursOptions): Promise<OursInstance> {
     }
     await waitListening(ports.smtp);
   } catch (e) {
+    for (const c of childPids(proc.pid!)) killPid(c);
     killPid(proc.pid);
     unregister();
     if (!o.keep) rmSync(dir, { recursive: true, force: true });
@@ -103,10 +114,13 @@ export async function startOurs(o: OursOptions): Promise<OursInstance> {
     pid: proc.pid!,
     settings,
     cpu: () => treeCpu(proc.pid!),
+    pids: () => [proc.pid!, ...childPids(proc.pid!)],
     metric: (name, labels = {}) => scrape(ports.http, name, labels),
     stop: async () => {
+      const workers = childPids(proc.pid!);
       killPid(proc.pid, 'SIGTERM'); // graceful drain, so --cpu-prof gets written
       if (!(await waitExit(proc, 20_000))) killPid(proc.pid);
+      for (const w of workers) killPid(w);
       unregister();
       if (out.includes('"level":50') || out.includes('"level":60')) process.stderr.write(`relay logged errors:\n${out.slice(-3000)}\n`);
       if (!o.keep) rmSync(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alive, freePort, killPid, onCleanup, procStat, sleep, treeCpu, waitListening } from './relay-procs.ts';
+import { alive, childPids, freePort, killPid, onCleanup, procStat, setGroupNice, sleep, treeCpu, waitListening } from './relay-procs.ts';
 
 export interface PostfixOptions {
   /** relayhost port on 127.0.0.1; without it Postfix delivers by its own transports (see mainCf/masterCf). */
@@ -22,6 +22,8 @@ export interface PostfixOptions {
   concurrency: number;
   /** Keep the directory (logs, config) after stop. */
   keep?: boolean;
+  /** Priority of the master's session's CPU share (Linux autogroup). */
+  groupNice?: number;
 }
 
 export interface PostfixInstance {
@@ -36,6 +38,8 @@ export interface PostfixInstance {
   /** Settings that differ from Postfix's defaults (postconf -n), for the report. */
   settings: string[];
   cpu(): { total: number; byName: Map<string, number> };
+  /** The master and its live daemons. */
+  pids(): number[];
   /** "status=sent" lines in the mail log so far (one per delivered recipient). */
   sentRecipients(): number;
   /** Queue files in incoming, active, deferred and hold. */
@@ -178,6 +182,8 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     if (!masterPid) await sleep(100);
   }
   if (!masterPid || procStat(masterPid)?.comm !== 'master') fail('start (no master.pid)', new Error(pidFile));
+  // The master daemonized into a session of its own; give that session the bench's priority.
+  if (o.groupNice !== undefined) setGroupNice(masterPid, o.groupNice);
   try {
     await waitListening(smtpPort);
   } catch (err) {
@@ -193,6 +199,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     masterPid,
     settings,
     cpu: () => treeCpu(masterPid),
+    pids: () => [masterPid, ...childPids(masterPid)],
     sentRecipients: () => {
       if (!existsSync(maillog) || statSync(maillog).size === 0) return 0;
       const text = readFileSync(maillog, 'latin1');

@@ -1,7 +1,7 @@
 // Process plumbing for bench/relay.ts: free ports, CPU time from /proc, cleanup on exit, the
 // smtp-sink with its message counter, and smtp-source runs. Loopback only; every wait is bounded.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** Clock ticks per second for /proc/<pid>/stat times. */
@@ -85,6 +85,36 @@ export function waitExit(proc: ChildProcess, timeoutMs: number): Promise<boolean
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU shares on a shared machine
+
+/**
+ * The CPU priority of `pid`'s session. Linux autogroup: with kernel.sched_autogroup_enabled, CPU time is shared fairly between
+ * sessions first, and nice only ranks processes within one session. Postfix's master
+ * daemonizes into a session of its own, so it would get a whole share while an MTA started
+ * as our child shares the bench's. Every MTA is therefore started in a session of its own
+ * (spawn's `detached`), and each session given the same priority here. Returns false when
+ * the kernel has no autogroup (then plain nice is what counts).
+ */
+export function groupNice(pid: number): number | undefined {
+  try {
+    const m = / nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sets the CPU priority of `pid`'s session (autogroup); see groupNice. */
+export function setGroupNice(pid: number, nice: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ports
 
 export async function freePort(): Promise<number> {
@@ -128,6 +158,26 @@ export function procStat(pid: number): ProcStat | null {
   const f = text.slice(close + 2).split(' ');
   const n = (i: number) => Number(f[i - 3]);
   return { pid, comm, ppid: n(4), self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
+}
+
+/** Pids of the live direct children of `pid` (a cluster primary's workers, Postfix's daemons). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    if (procStat(Number(name))?.ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Resident set size of a process in bytes (VmRSS), or 0 if it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /**

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
-// Launcher: loads the TypeScript sources through tsx's loader (no build step), then runs main.
-import { register } from 'tsx/esm/api';
+// The mailrelay command. It runs the compiled CLI in dist/ (`npm run build`): the image and
+// the relay pods' preStop hook run this file, and compiled JavaScript starts without a
+// TypeScript loader (docs/benchmarks.md, "CLI start-up").
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../relay/main.ts');
+const entry = new URL('../dist/relay/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('mailrelay: dist/ is missing: run `npm run build` first\n');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
 const code = await main(process.argv.slice(2));
 process.exit(code);

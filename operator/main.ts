@@ -7,13 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { z } from 'zod';
+import type { OperatorMonitoring } from './api/inputs.ts';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { startController, type ControllerOptions } from './controller/controller.ts';
 import { DEFAULT_LEADER_ELECTION_TIMING } from './controller/leader.ts';
+import { kubeconfigSource, preflight } from './controller/preflight.ts';
 import { startHealthServer } from './health.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import { FALLBACK_IMAGE } from './render.ts';
+import { mailrelayVersion } from '../relay/version.ts';
 
 /** Usage of `mailrelay operator`. */
 export const OPERATOR_USAGE = `usage: mailrelay operator [options]
@@ -35,6 +39,15 @@ options:
   --relay-image REF              image for unset spec.image fields (default: $RELAY_IMAGE)
   --workers N                    MailRelays reconciled in parallel (default 2)
   --log-level LEVEL              fatal|error|warn|info|debug|trace (default: $LOG_LEVEL or info)
+
+relay monitoring (the chart sets these from its values):
+  --relay-servicemonitor-labels JSON  labels on every relay ServiceMonitor, e.g.
+                                 '{"release":"kube-prometheus-stack"}'; a MailRelay's own win
+  --relay-relabelings JSON       relabelings added to every relay ServiceMonitor endpoint
+  --relay-metric-relabelings JSON  metricRelabelings of every relay ServiceMonitor endpoint
+  --fleet-alerts                 the chart installs the fleet-wide alerts: create no
+                                 per-MailRelay PrometheusRule (it would page twice)
+  --runbook-base-url URL         where alerts' runbook_url points (default: this project's docs)
   -h, --help                     this text
 `;
 
@@ -47,6 +60,35 @@ export interface OperatorConfig {
   relayImage: string;
   workers: number;
   logLevel: string;
+  /** Relay monitoring settings for every MailRelay. */
+  monitoring: OperatorMonitoring;
+}
+
+const RelabelSchema = z.strictObject({
+  sourceLabels: z.array(z.string()).optional(),
+  separator: z.string().optional(),
+  targetLabel: z.string().optional(),
+  regex: z.string().optional(),
+  modulus: z.number().int().optional(),
+  replacement: z.string().optional(),
+  action: z.enum(['replace', 'Replace', 'keep', 'Keep', 'drop', 'Drop', 'hashmod', 'HashMod', 'labelmap', 'LabelMap', 'labeldrop', 'LabelDrop', 'labelkeep', 'LabelKeep', 'lowercase', 'Lowercase', 'uppercase', 'Uppercase', 'keepequal', 'KeepEqual', 'dropequal', 'DropEqual']).optional(),
+});
+
+/** A JSON flag checked against a schema; the error names the flag and the field. */
+function jsonFlag<T>(flag: string, v: string | undefined, schema: z.ZodType<T>): T | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch {
+    throw new UsageError(`--${flag}: not valid JSON: ${v}`);
+  }
+  const r = schema.safeParse(parsed);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new UsageError(`--${flag}: ${i.path.length > 0 ? `${i.path.join('.')}: ` : ''}${i.message}`);
+  }
+  return r.data;
 }
 
 /** A command-line or environment mistake (exit code 2). */
@@ -93,9 +135,26 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, cont
       'relay-image': { type: 'string' },
       workers: { type: 'string' },
       'log-level': { type: 'string' },
+      'relay-servicemonitor-labels': { type: 'string' },
+      'relay-relabelings': { type: 'string' },
+      'relay-metric-relabelings': { type: 'string' },
+      'fleet-alerts': { type: 'boolean' },
+      'runbook-base-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+  const monitoring: OperatorMonitoring = {};
+  const labels = jsonFlag('relay-servicemonitor-labels', values['relay-servicemonitor-labels'], z.record(z.string().regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a label key'), z.string().max(63)));
+  if (labels && Object.keys(labels).length > 0) monitoring.serviceMonitorLabels = labels;
+  const relabelings = jsonFlag('relay-relabelings', values['relay-relabelings'], z.array(RelabelSchema));
+  if (relabelings && relabelings.length > 0) monitoring.relabelings = relabelings;
+  const metricRelabelings = jsonFlag('relay-metric-relabelings', values['relay-metric-relabelings'], z.array(RelabelSchema));
+  if (metricRelabelings && metricRelabelings.length > 0) monitoring.metricRelabelings = metricRelabelings;
+  if (values['fleet-alerts']) monitoring.fleetAlerts = true;
+  if (values['runbook-base-url'] !== undefined) {
+    if (!/^https?:\/\/\S+[^/\s]$/.test(values['runbook-base-url'])) throw new UsageError(`--runbook-base-url ${values['runbook-base-url']}: expected an http(s) URL without a trailing slash`);
+    monitoring.runbookBaseUrl = values['runbook-base-url'];
+  }
   let listen = parseListenAddress(values['metrics-addr'] ?? ':8080');
   if (values['metrics-port'] !== undefined) listen = parseListenAddress(`${values['metrics-addr'] ? `[${listen.host}]` : ''}:${values['metrics-port']}`);
   const namespace = (values.namespace ?? env.WATCH_NAMESPACE ?? '').trim();
@@ -109,6 +168,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, cont
     relayImage: values['relay-image'] ?? env.RELAY_IMAGE ?? FALLBACK_IMAGE,
     workers,
     logLevel,
+    monitoring,
   };
   if (namespace !== '') config.namespace = namespace;
   if (values['leader-elect']) {
@@ -150,13 +210,24 @@ export async function operatorCommand(argv: string[], runtime: { stop?: AbortSig
     process.stderr.write(`mailrelay operator: ${(err as Error).message}\n\n${OPERATOR_USAGE}`);
     return 2;
   }
+  const source = kubeconfigSource(env);
+  if (source === undefined) {
+    process.stderr.write('mailrelay operator: no kubeconfig: set KUBECONFIG, create ~/.kube/config, or run in a pod with a service account\n');
+    return 1;
+  }
   if (kubeconfigError || !kc.getCurrentCluster()) {
-    process.stderr.write(`mailrelay operator: no usable kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account): ${kubeconfigError?.message ?? 'no current cluster'}\n`);
+    process.stderr.write(`mailrelay operator: no usable kubeconfig (${source}): ${kubeconfigError?.message ?? 'no current cluster'}\n`);
+    return 1;
+  }
+  try {
+    await preflight(kc, source, config.namespace);
+  } catch (err) {
+    process.stderr.write(`mailrelay operator: ${(err as Error).message}\n`);
     return 1;
   }
   const log = pino({ level: config.logLevel, base: { component: 'operator' } });
   const metrics = createOperatorMetrics(new Registry());
-  const controllerOpts: ControllerOptions = { kc, metrics, defaultImage: config.relayImage, workers: config.workers, log };
+  const controllerOpts: ControllerOptions = { kc, metrics, defaultImage: config.relayImage, workers: config.workers, log, monitoring: config.monitoring };
   if (config.namespace) controllerOpts.namespace = config.namespace;
   if (config.leaderElection) controllerOpts.leaderElection = config.leaderElection;
   const controller = await startController(controllerOpts);
@@ -167,7 +238,7 @@ export async function operatorCommand(argv: string[], runtime: { stop?: AbortSig
     ready: () => (controller.synced ? { ok: true, reasons: [] } : { ok: false, reasons: ['informer caches not synced'] }),
   });
   log.info({
-    identity: controller.identity, namespace: config.namespace ?? '(all)', metrics: `${config.metricsHost}:${health.port}`,
+    version: mailrelayVersion(), identity: controller.identity, namespace: config.namespace ?? '(all)', metrics: `${config.metricsHost}:${health.port}`,
     leaderElection: config.leaderElection ? `${config.leaderElection.namespace}/${config.leaderElection.name}` : 'off',
   }, 'operator started');
 

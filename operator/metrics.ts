@@ -1,13 +1,22 @@
 // Every operator metric, declared once with a HELP text (the relay's are in relay/metrics.ts).
 // The chart's dashboards and alerts use these names; label values are bounded enums.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from '../relay/version.ts';
 
 /** Builds the operator's metrics on a registry of their own. */
 export function createOperatorMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
   const registers = [registry];
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_operator_' });
+  // Unprefixed process_* and nodejs_*, the names generic dashboards and alerts query.
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const info = new Gauge({
+    name: 'mailrelay_operator_build_info',
+    help: 'Always 1; its labels say which mailrelay version (and Node.js version) this operator runs.',
+    labelNames: ['version', 'nodejs_version'] as const, registers,
+  });
+  info.set(buildInfo(), 1);
   return {
     registry,
+    buildInfo: info,
     reconciles: new Counter({
       name: 'mailrelay_operator_reconcile_total',
       help: 'MailRelay reconciles by result: success, error (will be retried with backoff), invalid (spec rejected, Degraded=True).',

@@ -30,6 +30,40 @@ test('the JSON Schema export describes the fields', () => {
   assert.ok(s.properties.inbound && s.properties.delivery && s.properties.spool);
 });
 
+test('an unknown key is an error that names it, at any depth (issue 13: typos ran with defaults)', () => {
+  const cases: [unknown, string][] = [
+    [{ spoool: { dir: '/x' } }, 'spoool'],
+    [{ delivery: { maxRecipientPerTransaction: 5 } }, 'delivery.maxRecipientPerTransaction'],
+    [{ delivery: { retry: { shedule: [1] } } }, 'delivery.retry.shedule'],
+    [{ delivery: { destinations: { 'example.com': { concurency: 2 } } } }, 'delivery.destinations.example.com.concurency'],
+    [{ inbound: { spf: { enable: true } } }, 'inbound.spf.enable'],
+    [{ delivery: { mode: 'smarthost', smarthost: { host: 'h', auth: { username: 'u', passwordFile: '/p', pasword: 'x' } } } }, 'delivery.smarthost.auth.pasword'],
+  ];
+  for (const [input, key] of cases) {
+    assert.throws(() => parseRelayConfig(input), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      const dot = key.lastIndexOf('.');
+      const [parent, name] = dot < 0 ? ['', key] : [key.slice(0, dot), key.slice(dot + 1)];
+      assert.ok(err.issues.some((i) => i.path === parent && i.message.includes(`"${name}"`)), `${key}: ${err.message}`);
+      assert.match(err.message, new RegExp(`unknown key "${name}"`));
+      return true;
+    });
+  }
+});
+
+test('the JSON Schema closes every object (additionalProperties: false)', () => {
+  const open: string[] = [];
+  const walk = (n: Record<string, unknown>, path: string): void => {
+    if (n.type === 'object' && n.properties && n.additionalProperties !== false) open.push(path || '(root)');
+    for (const [k, v] of Object.entries((n.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(v, path ? `${path}.${k}` : k);
+    if (n.additionalProperties && typeof n.additionalProperties === 'object') walk(n.additionalProperties as Record<string, unknown>, `${path}.<name>`);
+    for (const alt of (n.anyOf ?? []) as Record<string, unknown>[]) walk(alt, path);
+    if (n.items && typeof n.items === 'object') walk(n.items as Record<string, unknown>, `${path}[]`);
+  };
+  walk(relayConfigJsonSchema() as Record<string, unknown>, '');
+  assert.deepEqual(open, []);
+});
+
 test('outbound TLS defaults: the smarthost is verified, MX TLS stays opportunistic, MTA-STS is on (issue 9)', () => {
   const c = parseRelayConfig({ delivery: { mode: 'smarthost', smarthost: { host: 'smtp.example.net' } } });
   assert.equal(c.delivery.smarthost?.tls, 'required');

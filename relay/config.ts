@@ -1,7 +1,9 @@
 // The relay's config schema: the ONE contract between the operator (which renders it
 // into a ConfigMap) and the relay (which validates it at start). Defined once, here.
-// Durations are in seconds, sizes in bytes. Secrets are never inline: the config names
-// files (mounted from Kubernetes Secrets), so a rendered ConfigMap holds no secret.
+// Every object is strict: an unknown key (a typo) is an error that names it, never a
+// silently applied default. Durations are in seconds, sizes in bytes. Secrets are never
+// inline: the config names files (mounted from Kubernetes Secrets), so a rendered
+// ConfigMap holds no secret.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
@@ -21,7 +23,7 @@ export type TlsPolicy = z.infer<typeof TlsPolicySchema>;
 export const OverQuotaPolicySchema = z.enum(['bounce', 'retry']);
 
 /** RFC 5321 §4.5.3.2 client timeouts, in seconds (defaults are the RFC's minimums). */
-export const TimeoutsSchema = z.object({
+export const TimeoutsSchema = z.strictObject({
   connect: seconds(30).describe('TCP connect timeout'),
   greeting: seconds(300).describe('initial 220 greeting (§4.5.3.2.1: 5 minutes)'),
   command: seconds(300).describe('EHLO/MAIL/RCPT/RSET replies (§4.5.3.2.2-3: 5 minutes)'),
@@ -32,22 +34,22 @@ export const TimeoutsSchema = z.object({
 });
 
 /** Per-destination overrides (keyed by recipient domain, or "*" for all). */
-export const DestinationSchema = z.object({
+export const DestinationSchema = z.strictObject({
   maxRecipientsPerTransaction: z.number().int().min(1).max(10000).optional().describe('split recipients into transactions of at most this many'),
   concurrency: z.number().int().min(1).max(1000).optional().describe('simultaneous connections to this destination'),
 });
 
 /** Outbound delivery: routing, pipelining, limits, retries. */
-export const DeliverySchema = z.object({
+export const DeliverySchema = z.strictObject({
   mode: z.enum(['smarthost', 'mx']).default('mx').describe('send everything to one smarthost, or to each domain\'s MX hosts'),
-  smarthost: z.object({
+  smarthost: z.strictObject({
     host: z.string().min(1).describe('smarthost hostname or address; its certificate must be valid for this name (or, for an address, carry it as an IP SAN)'),
     port: port.default(587).describe('smarthost port'),
     tls: TlsPolicySchema.default('required').describe('TLS policy towards the smarthost; required and implicit verify its certificate (chain and name), opportunistic only records the result'),
     caFile: z.string().min(1).optional().describe('PEM CA bundle the smarthost certificate must chain to, instead of the default CAs (Mozilla\'s list in Node, plus NODE_EXTRA_CA_CERTS); e.g. a private CA from a Secret'),
     serverName: z.string().min(1).optional().describe('name the certificate is checked against and sent as SNI, when it differs from host (e.g. host is an address)'),
     insecureSkipVerify: z.boolean().default(false).describe('do NOT verify the smarthost certificate: anyone who can intercept the connection can read the mail and the credentials. Logged as a warning at start; for tests only'),
-    auth: z.object({
+    auth: z.strictObject({
       username: z.string().min(1).optional().describe('SMTP AUTH user (or usernameFile)'),
       usernameFile: z.string().min(1).optional().describe('file holding the user name (mounted from the same Secret as the password)'),
       passwordFile: z.string().min(1).describe('file holding the password (mounted from a Secret)'),
@@ -61,7 +63,7 @@ export const DeliverySchema = z.object({
   tls: TlsPolicySchema.default('opportunistic').describe('TLS policy for MX delivery (RFC 7435 opportunistic by default: MX certificates are rarely valid for the MX name)'),
   tlsVerify: z.boolean().default(false).describe('MX delivery: with tls required or implicit, verify the certificate chain and the MX host name, deferring with 4.7.5 on failure; with opportunistic the result is only counted. MTA-STS enforce verifies regardless'),
   extraCaFile: z.string().min(1).optional().describe('PEM CA certificates trusted in addition to the default CAs for MX certificates and MTA-STS policy servers (a private or test CA)'),
-  mtaSts: z.object({
+  mtaSts: z.strictObject({
     enabled: z.boolean().default(true).describe('apply MTA-STS (RFC 8461) policies of recipient domains in MX delivery: enforce delivers only to listed MX hosts over verified TLS, testing only counts'),
     cacheSize: z.number().int().min(1).max(1_000_000).default(10_000).describe('policies kept (least recently used dropped first); persisted in the spool directory across restarts'),
     fetchTimeout: seconds(10).describe('longest wait for a policy over HTTPS; after it the domain is treated as having no new policy (a cached one still applies)'),
@@ -76,13 +78,13 @@ export const DeliverySchema = z.object({
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('transactions on one connection before it is closed'),
   destinations: z.record(z.string(), DestinationSchema).default({}).describe('per-destination overrides, keyed by domain'),
   timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
-  retry: z.object({
+  retry: z.strictObject({
     schedule: z.array(z.number().positive()).min(1).default([60, 300, 900, 1800, 3600, 7200, 14400]).describe('delays between attempts in seconds; the last repeats'),
     jitter: z.number().min(0).max(1).default(0.2).describe('random fraction added to or taken from each delay, so retries do not stampede'),
     maxAge: seconds(5 * 24 * 3600).describe('after this long a deferred recipient bounces with 4.4.7'),
   }).default({ schedule: [60, 300, 900, 1800, 3600, 7200, 14400], jitter: 0.2, maxAge: 5 * 24 * 3600 }),
   overQuotaPolicy: OverQuotaPolicySchema.default('bounce').describe('5.2.2 over quota: bounce at once or retry as a persistent transient failure'),
-  dkim: z.object({
+  dkim: z.strictObject({
     domain: z.string().min(1).describe('d= domain of the signature'),
     selector: z.string().min(1).describe('s= selector; the public key is published at <selector>._domainkey.<domain>'),
     keyFile: z.string().min(1).describe('PEM private key (RSA 2048+ or Ed25519) mounted from a Secret'),
@@ -97,7 +99,7 @@ export const SpfPolicySchema = z.enum(['reject', 'tag', 'record']);
 export type SpfPolicy = z.infer<typeof SpfPolicySchema>;
 
 /** SPF (RFC 7208) sender verification of inbound MAIL FROM and HELO identities. */
-export const SpfSchema = z.object({
+export const SpfSchema = z.strictObject({
   enabled: z.boolean().default(false).describe('check the SPF record of the MAIL FROM (and HELO) domain of each transaction'),
   policy: SpfPolicySchema.default('reject').describe('reject: 550 5.7.23 on "fail", 451 4.7.24 on "temperror", Authentication-Results header on the rest; tag: header on every result, 451 4.7.24 on "temperror"; record: metric and log only (RFC 7372 codes)'),
   skipTrusted: z.boolean().default(true).describe('clients in relayNetworks and authenticated clients are not checked'),
@@ -111,13 +113,19 @@ export const SpfSchema = z.object({
   cacheTtl: seconds(300).describe('longest time an answer stays cached; shorter record TTLs are honoured where Node reports them (A/AAAA); NXDOMAIN/NODATA stay at most 60 s, failures 5 s'),
 });
 
+/** PROXY protocol (HAProxy's spec, v1 and v2) on the inbound listener. */
+export const ProxyProtocolSchema = z.strictObject({
+  trustedNetworks: z.array(cidr).min(1).describe('load balancer networks (CIDRs): a connection from them must start with a PROXY header (v1 or v2), and its client address is believed; a connection from anywhere else that sends one is refused with 421 4.7.0'),
+  headerTimeout: seconds(10).describe('time a trusted load balancer has to send the header after connecting; then 421 4.4.2'),
+});
+
 /** Inbound SMTP listener, relay policy and limits. */
-export const InboundSchema = z.object({
+export const InboundSchema = z.strictObject({
   host: z.string().default('0.0.0.0').describe('address the SMTP listener binds'),
   port: port.default(2525).describe('SMTP listener port'),
   implicitTls: z.boolean().default(false).describe('TLS from the first byte (RFC 8314) instead of STARTTLS'),
   hostname: z.string().optional().describe('name in the greeting and Received headers; defaults to the OS hostname'),
-  tls: z.object({
+  tls: z.strictObject({
     certFile: z.string().min(1).describe('PEM certificate chain (tls.crt of a cert-manager Secret)'),
     keyFile: z.string().min(1).describe('PEM private key (tls.key)'),
   }).optional().describe('enables STARTTLS (or implicit TLS) with this certificate'),
@@ -137,30 +145,34 @@ export const InboundSchema = z.object({
   maxLineLength: z.number().int().min(998).default(998).describe('longest line of message data, without its CRLF (RFC 5322 §2.1.1: 998); a longer one gets 554 5.6.0 after the final dot'),
   maxHeaderSize: z.number().int().min(1024).default(256 * 1024).describe('largest header section of a message in bytes; a larger one gets 552 5.3.4 after the final dot'),
   spf: SpfSchema.default(SpfSchema.parse({})).describe('SPF sender verification (RFC 7208)'),
+  greetingDelay: z.number().min(0).max(30).default(0).describe('seconds to wait before the 220 greeting for clients outside relayNetworks; one that sends anything meanwhile is refused with 421 4.5.0 (an early talker, RFC 5321 §4.3.1). 0 greets at once, right for a submission relay whose clients are on relayNetworks or authenticate; clients on relayNetworks are never paused'),
+  proxyProtocol: ProxyProtocolSchema.optional().describe('PROXY protocol v1/v2 from load balancers: the client address comes from the header, so relayNetworks, the per-IP limits and Received headers see the real client'),
 });
 
 /** The full relay configuration. */
-export const RelayConfigSchema = z.object({
+export const RelayConfigSchema = z.strictObject({
+  workers: z.number().int().min(1).max(64).default(1).describe('relay processes: each takes its share of SMTP sessions (one listening port, handed out in turn), has a spool shard of its own and delivers it; a primary process supervises them and serves HTTP (docs/adr/0007-workers.md). Per-relay limits (connections, rates, concurrencyPerDestination) are divided between them. Match the CPU cores the relay may use'),
   inbound: InboundSchema.default(InboundSchema.parse({})),
-  spool: z.object({
+  spool: z.strictObject({
     dir: z.string().min(1).default('/var/spool/mailrelay').describe('spool directory (a PersistentVolume in Kubernetes)'),
     fsync: z.boolean().default(true).describe('fsync before replying 250; only turn off for tests'),
   }).default({ dir: '/var/spool/mailrelay', fsync: true }),
   delivery: DeliverySchema.default(DeliverySchema.parse({})),
-  dsn: z.object({
+  dsn: z.strictObject({
     from: z.string().default('MAILER-DAEMON').describe('local part (or full address) bounces are sent from, with a null reverse-path'),
     delayNotice: z.boolean().default(false).describe('send a delay DSN once a recipient has been deferred for delayAfter seconds'),
     delayAfter: seconds(4 * 3600).describe('deferral age that triggers the delay DSN'),
   }).default({ from: 'MAILER-DAEMON', delayNotice: false, delayAfter: 4 * 3600 }),
-  http: z.object({
-    host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz and /drain'),
-    port: port.default(9090).describe('HTTP port for metrics and health'),
-    drainTokenFile: z.string().min(1).optional().describe('file with a bearer token that POST/DELETE /drain from other hosts must present; without it only loopback (the preStop hook) may drain'),
-  }).default({ host: '0.0.0.0', port: 9090 }),
-  drain: z.object({
+  http: z.strictObject({
+    host: z.string().default('0.0.0.0').describe('address for /metrics, /healthz, /readyz, /drain and the queue API (/api/v1/queue)'),
+    port: port.default(9090).describe('HTTP port for metrics, health, drain and the queue API'),
+    drainTokenFile: z.string().min(1).optional().describe('file with the bearer token that /drain and the queue API require from callers that are not trusted loopback; without it only loopback may use them'),
+    trustLoopback: z.boolean().default(true).describe('loopback callers (the preStop hook, kubectl exec, port-forward) need no token; turn off when other containers share the pod\'s network namespace'),
+  }).default({ host: '0.0.0.0', port: 9090, trustLoopback: true }),
+  drain: z.strictObject({
     timeout: seconds(60).describe('on SIGTERM, how long to keep delivering before exit'),
   }).default({ timeout: 60 }),
-  log: z.object({
+  log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('pino log level; logs are JSON lines on stdout'),
   }).default({ level: 'info' }),
   terminationMessagePath: z.string().min(1).default('/dev/termination-log')
@@ -184,7 +196,12 @@ export class ConfigError extends Error {
 export function parseRelayConfig(input: unknown): RelayConfig {
   const r = RelayConfigSchema.safeParse(input ?? {});
   if (r.success) return r.data;
-  throw new ConfigError(r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  throw new ConfigError(r.error.issues.flatMap((i) => {
+    const path = i.path.map(String).join('.');
+    // One issue per unknown key, so each typo is named on its own line with where it sits.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path, message: `unknown key "${k}"${path ? ` in ${path}` : ''}` }));
+    return [{ path, message: i.message }];
+  }));
 }
 
 /** Reads a YAML or JSON config file and validates it. */

@@ -3,6 +3,7 @@
 // (docs/metrics.md). Label values are bounded enums — never a recipient, a domain
 // or a message id. Import the typed objects; never look a metric up by name.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from './version.ts';
 
 /** SMTP commands whose replies the delivery engine counts (the `command` label). */
 export type ReplyCommand = 'connect' | 'ehlo' | 'helo' | 'mail' | 'rcpt' | 'data' | 'bdat' | 'dot' | 'rset' | 'auth' | 'starttls' | 'quit';
@@ -31,14 +32,22 @@ export function createRelayMetrics(registry: Registry = new Registry(), opts: { 
   for (const policy of TLS_POLICY_LABELS) for (const result of TLS_RESULT_LABELS) m.tlsSessions.inc({ policy, result }, 0);
   for (const result of STS_FETCH_LABELS) m.mtaStsFetches.inc({ result }, 0);
   for (const mode of ['enforce', 'testing', 'none'] as const) m.mtaStsPolicies.set({ mode }, 0);
+  m.buildInfo.set(buildInfo(), 1);
   return m;
 }
 
 function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolean }) {
   const registers = [registry];
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_' });
+  // Unprefixed: process_* and nodejs_* are the names generic dashboards and alerts query;
+  // the job and pod labels tell relays from the operator.
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   return {
     registry,
+    buildInfo: new Gauge({
+      name: 'mailrelay_build_info',
+      help: 'Always 1; its labels say which mailrelay version (and Node.js version) this relay runs, e.g. to see a rollout progress.',
+      labelNames: ['version', 'nodejs_version'] as const, registers,
+    }),
     smtpReplies: new Counter({
       name: 'mailrelay_smtp_replies_total',
       help: 'Replies the delivery engine received from remote SMTP servers, by the command they answered and their 3-digit code.',
@@ -71,18 +80,19 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     }),
     deliveryAttempts: new Counter({
       name: 'mailrelay_delivery_attempts_total',
-      help: 'Delivery transactions by result: delivered (all accepted), partial, deferred (none accepted, retry) or failed (none accepted, permanent).',
+      help: 'Delivery attempts (transactions, and attempts that found no host to talk to) by result: delivered (all accepted), partial, deferred (none accepted, or no connection; retry) or failed (none accepted, permanent).',
       labelNames: ['result'] as const, registers,
     }),
     learnedRecipientLimit: new Gauge({
       name: 'mailrelay_learned_recipient_limit',
       help: 'Smallest per-transaction recipient limit learned from "too many recipients" replies, over all destinations (0 = none learned).',
-      registers,
+      // Over worker processes: the smallest one learned (aggregateWorkerMetrics leaves out the zeros).
+      aggregator: 'min', registers,
     }),
     learnedRecipientLimitDestinations: new Gauge({
       name: 'mailrelay_learned_recipient_limit_destinations',
-      help: 'Number of destinations for which a recipient limit below the configured one has been learned.',
-      registers,
+      help: 'Number of destinations for which a recipient limit below the configured one has been learned (with several worker processes: the most any one of them learned).',
+      aggregator: 'max', registers,
     }),
     connectionsOpen: new Gauge({
       name: 'mailrelay_outbound_connections',
@@ -97,7 +107,7 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     queueOldestAge: new Gauge({
       name: 'mailrelay_queue_oldest_message_age_seconds',
       help: 'Age of the oldest message still in the spool, in seconds (0 when empty).',
-      registers,
+      aggregator: 'max', registers,
     }),
     queueOldestQueuedAge: new Gauge({
       name: 'mailrelay_queue_oldest_queued_message_age_seconds',
@@ -136,6 +146,11 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
       help: 'Bytes of message data accepted into the spool.',
       registers,
     }),
+    inboundProxyRefusals: new Counter({
+      name: 'mailrelay_inbound_proxy_refusals_total',
+      help: 'Inbound connections refused for the PROXY protocol, by reason: untrusted_source (a header from outside proxyProtocol.trustedNetworks), timeout (a trusted load balancer sent none), or the header problem (not_proxy, too_long, bad_syntax, bad_address, bad_version, unsupported_family).',
+      labelNames: ['reason'] as const, registers,
+    }),
     spfResults: new Counter({
       name: 'mailrelay_spf_results_total',
       help: 'SPF (RFC 7208) check results for inbound MAIL FROM/HELO identities.',
@@ -164,10 +179,35 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
     draining: new Gauge({
       name: 'mailrelay_draining',
       help: '1 while the relay is draining (refusing new sessions, finishing deliveries), else 0.',
+      aggregator: 'max', registers,
+    }),
+  };
+}
+
+/**
+ * The primary process of a relay with several workers (relay/cluster.ts): its own process
+ * metrics and the supervision counters. /metrics adds every worker's relay metrics to these.
+ */
+export function createPrimaryMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  const registers = [registry];
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailrelay_' });
+  return {
+    registry,
+    workers: new Gauge({
+      name: 'mailrelay_workers',
+      help: 'Worker processes of a multi-process relay (config workers > 1) that are running, by role: accepting (takes mail) or retiring (only delivers a shard left by a larger workers setting).',
+      labelNames: ['role'] as const, registers,
+    }),
+    workerRestarts: new Counter({
+      name: 'mailrelay_worker_restarts_total',
+      help: 'Worker processes of a multi-process relay that exited unexpectedly and were started again on the same spool shard.',
       registers,
     }),
   };
 }
+
+/** The primary's metric objects. */
+export type PrimaryMetrics = ReturnType<typeof createPrimaryMetrics>;
 
 /** The relay's metric objects. */
 export type RelayMetrics = ReturnType<typeof declareRelayMetrics>;

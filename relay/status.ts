@@ -1,9 +1,11 @@
 // The relay's /status document: what the operator's autoscaler and healing read from
-// each pod (docs/adr/0008-autoscaling.md), over the same authenticated channel as
+// each pod (docs/adr/0009-autoscaling.md), over the same authenticated channel as
 // /drain. Pure: buildRelayStatus turns a snapshot of the relay's state into the document,
 // combineRelayStatus merges the documents of a relay's worker processes into one for the
 // whole pod, and RateMeter turns a counter's samples into a per-second rate. The I/O
 // (reading the spool, the engine and the counters) is in service.ts.
+
+import type { Route } from './http.ts';
 
 /** Version of the document's shape; a reader refuses a version it does not know. */
 export const RELAY_STATUS_VERSION = 1;
@@ -212,4 +214,16 @@ export class RateMeter {
   get windowSeconds(): number {
     return this.windowMs / 1000;
   }
+}
+
+/**
+ * GET /status (this file's document): the queue and spool state the operator's autoscaler and
+ * healing read from each pod (docs/adr/0009-autoscaling.md). An admin route: queue depths
+ * and learned limits are the operator's to read, over the same channel as /drain.
+ */
+export function statusRoute(status: () => Promise<RelayStatus>): Route {
+  return {
+    methods: ['GET'], path: '/status', access: 'admin', action: 'status', polled: true,
+    handle: async () => ({ status: 200, body: await status() }),
+  };
 }

@@ -19,6 +19,9 @@ apt_pkgs=(
   # Libraries of Debian's exim4-daemon-light, which scripts/exim-extract.sh unpacks for the
   # interop matrix (test/interop/) without installing it: exim4 conflicts with postfix.
   libc6 libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0
+  buildah        # builds the image from the Dockerfile (vfs storage, chroot isolation: no daemon, no OCI runtime)
+  mmdebstrap     # resolves and downloads the Debian packages of the image's local base images
+  gpg debian-archive-keyring  # mmdebstrap checks the Debian archive signatures with them
 )
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { ensureBuild } from './build.mjs';
 
 const roots = ['relay', 'operator', 'test', 'scripts'];
 const filters = process.argv.slice(2);
@@ -49,6 +50,14 @@ if (!process.env.MAILRELAY_CLUSTER_BIN) {
   // The test processes find kube-apiserver, etcd, kubectl and helm here.
   process.env.MAILRELAY_CLUSTER_BIN = build.stdout.trim().split('\n').at(-1);
   if (Date.now() - t0 > 5000) console.error(`run-tests: control plane built in ${Math.round((Date.now() - t0) / 1000)} s`);
+}
+// Tests that start the CLI run the compiled one (bin/mailrelay.mjs -> dist/), as the image does.
+ensureBuild();
+// Tests that run the image (test/helpers/image.ts) get it built before their clock starts:
+// a build takes minutes, a check that it is up to date seconds.
+if (files.some((f) => readFileSync(f, 'utf8').includes('helpers/image.ts'))) {
+  const r = spawnSync('bash', [join('scripts', 'build-image.sh')], { stdio: 'inherit' });
+  if (r.status !== 0) { console.error('run-tests: scripts/build-image.sh failed'); process.exit(1); }
 }
 
 const tapFile = join(mkdtempSync(join(tmpdir(), 'mailrelay-tests-')), 'results.tap');

@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { CRD_FILE, buildCrd, renderCrdYaml } from './crd.ts';
 import type { JsonSchema } from './json-schema.ts';
-import { closedSchema } from './schema-testing.ts';
+import { closedSchema } from '../../test/helpers/closed-schema.ts';
 
 const crdUrl = new URL(`../../${CRD_FILE}`, import.meta.url);
 

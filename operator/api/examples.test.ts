@@ -9,9 +9,9 @@ import { Ajv } from 'ajv';
 import { buildOpenApiSchema } from './crd.ts';
 import { validateMailRelay } from './mailrelay.ts';
 import type { JsonSchema } from './json-schema.ts';
-import { closedSchema } from './schema-testing.ts';
+import { closedSchema } from '../../test/helpers/closed-schema.ts';
 import { buildDesired } from '../desired/index.ts';
-import { loadExample, readDocs, validateKubeObject } from '../desired/fixtures.ts';
+import { loadExample, readDocs, validateKubeObject } from '../../test/helpers/desired-fixtures.ts';
 
 const EXAMPLES = readdirSync(new URL('../../examples/', import.meta.url)).filter((f) => /^mailrelay-.*\.yaml$/.test(f)).sort();
 

@@ -34,6 +34,33 @@ export interface MailRelayInputs {
   };
   /** StatefulSet replicas allowed by the scale-down plan (desired/scale-down.ts); defaults to spec.replicas. */
   statefulSetReplicas?: number;
+  /** Operator-wide monitoring settings (chart values, passed as operator flags). */
+  monitoring?: OperatorMonitoring;
+}
+
+/** Relabeling rules as the Prometheus Operator's ServiceMonitor endpoints take them (monitoring.coreos.com/v1 RelabelConfig). */
+export interface RelabelConfig {
+  sourceLabels?: string[];
+  separator?: string;
+  targetLabel?: string;
+  regex?: string;
+  modulus?: number;
+  replacement?: string;
+  action?: string;
+}
+
+/** How the operator's chart wants relay monitoring, for every MailRelay. */
+export interface OperatorMonitoring {
+  /** Labels on every relay ServiceMonitor, e.g. {release: kube-prometheus-stack} so a stock Prometheus selects it; a MailRelay's own labels win. */
+  serviceMonitorLabels?: Readonly<Record<string, string>>;
+  /** Relabelings added after the operator's own (which sets the `mailrelay` label). */
+  relabelings?: readonly RelabelConfig[];
+  /** metricRelabelings on every relay ServiceMonitor endpoint. */
+  metricRelabelings?: readonly RelabelConfig[];
+  /** The chart installs the fleet-wide alert rules, which cover every MailRelay: a per-MailRelay PrometheusRule would page twice, so none is created. */
+  fleetAlerts?: boolean;
+  /** Base URL of the runbooks the alerts link to (the chart's alerts.runbookBaseUrl). */
+  runbookBaseUrl?: string;
 }
 
 /** What a referenced Secret key is for; decides its mount path. */

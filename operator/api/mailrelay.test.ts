@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidMailRelayError, fieldPath, requestedReplicas, validateMailRelay, withDefaults, type MailRelay, type MailRelaySpec, type ValidationProblem } from './mailrelay.ts';
 import { secretInput, type SecretInput } from './inputs.ts';
-import { deepFreeze } from '../desired/fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 
 const mr = (spec: unknown, name = 'relay'): MailRelay =>
   deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name, namespace: 'mail' }, spec: spec as MailRelaySpec });

@@ -21,6 +21,12 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = 'MailRelay';
 /** Plural resource name. */
 export const PLURAL = 'mailrelays';
+/**
+ * The oldest Kubernetes minor the CRD and the operator work on: CEL validation rules with
+ * fieldPath (1.28), the StatefulSet PVC retention policy and the PDB's
+ * unhealthyPodEvictionPolicy. The chart's kubeVersion and every doc state this one.
+ */
+export const MIN_KUBERNETES_VERSION = '1.28';
 
 /** The metadata fields the operator reads from a MailRelay. */
 export interface MailRelayMetadata {

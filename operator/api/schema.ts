@@ -182,7 +182,7 @@ export const MailRelaySpecSchema = z.object({
   replicas: z.number().int().min(0).max(1000).optional()
     .describe('number of relay pods, each with its own spool volume; default 2 (autoscaling.minReplicas with autoscaling.mode keda). Must be unset with autoscaling.mode operator, where the operator sets the number (status.desiredReplicas)'),
   autoscaling: AutoscalingSchema.optional()
-    .describe('scale the relay on its queues (docs/adr/0008-autoscaling.md): by the operator itself (mode operator), or by KEDA through the scale subresource (mode keda). Scale-downs always drain first (scaleDown.policy Drain)'),
+    .describe('scale the relay on its queues (docs/adr/0009-autoscaling.md): by the operator itself (mode operator), or by KEDA through the scale subresource (mode keda). Scale-downs always drain first (scaleDown.policy Drain)'),
   image: z.object({
     repository: z.string().min(1).max(512).optional().describe('image repository; defaults to the operator\'s own image (one image runs both)'),
     tag: z.string().min(1).max(128).regex(/^[\w][\w.-]{0,127}$/, { message: 'not an image tag' }).optional().describe('image tag; defaults to the operator\'s own tag'),
@@ -216,6 +216,8 @@ export const MailRelaySpecSchema = z.object({
     storageClassName: z.string().min(1).max(253).regex(DNS_SUBDOMAIN, { message: 'not a StorageClass name' }).optional()
       .describe('StorageClass of the spool volumes (immutable); defaults to the cluster default'),
   }).prefault({}).describe('the durable queue: one PersistentVolumeClaim per replica'),
+  workers: z.number().int().min(1).max(64).optional()
+    .describe('relay processes per pod, each with its own share of the SMTP sessions and a spool shard on the pod\'s volume (docs/adr/0007-workers.md); default: the container\'s CPU limit rounded up, or 1 without one'),
   resources: z.object({
     limits: z.record(z.string().max(253), resourceQuantity).optional().describe('resource limits (cpu, memory, ephemeral-storage)'),
     requests: z.record(z.string().max(253), resourceQuantity).optional().describe('resource requests (cpu, memory, ephemeral-storage)'),
@@ -281,7 +283,13 @@ export const MailRelaySpecSchema = z.object({
       .describe('Local keeps client source addresses (needed for relayNetworks) on LoadBalancer and NodePort Services'),
     loadBalancerSourceRanges: z.array(networkCidr.describe('a client network')).max(64).optional()
       .describe('client networks a LoadBalancer accepts (LoadBalancer only)'),
+    proxyProtocol: z.object({
+      trustedNetworks: z.array(cidr.describe('a network the load balancer connects from')).min(1).max(64)
+        .describe('addresses the relay sees the load balancer connect from (its subnets, or the node network when traffic is SNATed); connections from them must start with a PROXY header, and a header from anywhere else is refused'),
+    }).optional().describe('PROXY protocol v1/v2 from the load balancer in front of the client Service (e.g. an AWS NLB with proxy protocol v2, HAProxy send-proxy), so relayNetworks, rate limits and Received headers see the client\'s address instead of the balancer\'s; the balancer must be set to send it (usually a Service annotation)'),
   }).prefault({}).describe('the client Service clients send mail to'),
+  greetingDelay: duration.optional()
+    .describe('pause before the SMTP greeting for clients outside relayNetworks, refusing those that talk first (RFC 5321 §4.3.1 early talkers, mostly spam bots); for a relay reachable from the internet. Unset greets at once; clients on relayNetworks never wait'),
   drainTimeout: duration.default('60s')
     .describe('on shutdown, how long a relay keeps delivering its queue before it exits (the rest stays on its volume)'),
   terminationGracePeriodSeconds: z.number().int().min(1).max(86400).optional()

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPLIED_HASH_ANNOTATION, appliedHash, canonicalJson, withAppliedHash } from './hash.ts';
-import { deepFreeze } from '../desired/fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 import type { KubeObject } from '../desired/meta.ts';
 
 const cm = (data: Record<string, string>, annotations?: Record<string, string>): KubeObject => ({

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { dumpYaml } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { buildDesired } from '../desired/index.ts';
-import { loadExample } from '../desired/fixtures.ts';
+import { loadExample } from '../../test/helpers/desired-fixtures.ts';
 import { LossySerializationError, toClientModel } from './model.ts';
 
 describe('toClientModel', () => {

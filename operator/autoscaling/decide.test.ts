@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AutoscalingSchema, type AutoscalingSpec } from '../api/schema.ts';
 import { buildRelayStatus, type RelayStatus } from '../../relay/status.ts';
-import { deepFreeze } from '../desired/fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 import { decideReplicas, queueFigures, type AutoscaleInput, type AutoscaleReason, type AutoscaleState, type PodReading } from './decide.ts';
 
 const NOW = new Date('2026-01-01T12:00:00Z');

@@ -1,6 +1,6 @@
 // The operator's autoscaler (spec.autoscaling.mode operator), as a pure function the
 // reconcile calls with what it read from each relay pod's GET /status. Why it cannot
-// flap is docs/adr/0008-autoscaling.md; in short:
+// flap is docs/adr/0009-autoscaling.md; in short:
 //   - up:   the queued messages exceed targetQueuePerReplica x replicas (jump straight to
 //           ceil(queued / target)), or the oldest queued message is older than
 //           targetOldestAgeSeconds, or a spool is full or unwritable (one pod more each);

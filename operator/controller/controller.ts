@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type pino from 'pino';
 import { KIND, withDefaults, type MailRelay, type MailRelaySpec } from '../api/mailrelay.ts';
-import { referencedSecretKeys } from '../api/inputs.ts';
+import { referencedSecretKeys, type OperatorMonitoring } from '../api/inputs.ts';
 import { Applier } from '../apply/apply.ts';
 import { canonicalJson } from '../apply/hash.ts';
 import type { KubeObject } from '../desired/meta.ts';
@@ -44,6 +44,8 @@ export interface ControllerOptions {
   metrics: OperatorMetrics;
   /** Image for unset spec.image fields (the operator's own). */
   defaultImage: string;
+  /** Operator-wide monitoring settings (chart values): relay ServiceMonitor labels and relabelings, fleet alerts, runbook links. */
+  monitoring?: OperatorMonitoring;
   /** Watch one namespace; undefined watches all. */
   namespace?: string;
   /** This replica's identity (Lease holder, Event reportingInstance, User-Agent). Default hostname + random suffix. */
@@ -169,6 +171,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     capabilities: monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000),
     relayPods: opts.relayPods ?? httpRelayPodClient({ token: drainTokenFromSecrets(secrets) }),
     defaultImage: opts.defaultImage,
+    ...(opts.monitoring ? { monitoring: opts.monitoring } : {}),
     ...(opts.scaleDownPollMs !== undefined ? { scaleDownPollMs: opts.scaleDownPollMs } : {}),
     ...(log ? { log } : {}),
   });

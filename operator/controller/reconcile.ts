@@ -83,6 +83,8 @@ export interface ReconcilerDeps {
   relayPods: RelayPodClient;
   /** The operator's own image, for unset spec.image fields. */
   defaultImage: string;
+  /** Operator-wide monitoring settings (relay ServiceMonitor labels and relabelings, fleet alerts). */
+  monitoring?: MailRelayInputs['monitoring'];
   /** How often a waiting scale-down looks at the draining pods again (default 15 s, ADR 0003). */
   scaleDownPollMs?: number;
   now?: () => Date;
@@ -225,6 +227,7 @@ export class Reconciler {
     const secrets = this.gatherSecrets(mr, spec);
     const capabilities = await this.deps.capabilities();
     const inputs: MailRelayInputs = { secrets, defaultImage: this.deps.defaultImage, capabilities };
+    if (this.deps.monitoring) inputs.monitoring = this.deps.monitoring;
     const liveSts = caches.statefulSets.get(namespace, names.statefulSet);
     const sts = liveSts && controllerOf(liveSts)?.uid === mr.metadata.uid ? liveSts : undefined;
 

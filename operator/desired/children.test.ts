@@ -9,7 +9,7 @@ import { buildPodDisruptionBudget } from './pdb.ts';
 import { buildPrometheusRule, relayAlerts } from './prometheusrule.ts';
 import { buildClientService, buildHeadlessService } from './service.ts';
 import { buildServiceMonitor } from './servicemonitor.ts';
-import { deepFreeze, validateKubeObject } from './fixtures.ts';
+import { deepFreeze, validateKubeObject } from '../../test/helpers/desired-fixtures.ts';
 import { selectorLabels, selectorString } from './labels.ts';
 
 const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail', uid: 'u1' }, spec });
@@ -129,8 +129,8 @@ describe('PrometheusRule', () => {
       let error = false;
       tree.iterate({ enter: (n) => { if (n.type.isError) error = true; } });
       assert.equal(error, false, `${a.alert}: ${a.expr}`);
-      assert.match(a.expr, /namespace="mail", service="relay-headless"/);
-      assert.ok(a.annotations.summary && a.annotations.description);
+      assert.match(a.expr, /namespace="mail", mailrelay="relay"/);
+      assert.ok(a.annotations.summary && a.annotations.description && a.annotations.runbook_url);
     }
   });
 

@@ -7,7 +7,7 @@ import { parseRelayConfig } from '../../relay/config.ts';
 import { secretInput } from '../api/inputs.ts';
 import { InvalidMailRelayError, type MailRelay, type MailRelaySpec } from '../api/mailrelay.ts';
 import { buildConfigMap, buildRelayConfig, specFieldOfRelayPath } from './configmap.ts';
-import { deepFreeze, loadExample } from './fixtures.ts';
+import { deepFreeze, loadExample } from '../../test/helpers/desired-fixtures.ts';
 
 const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail' }, spec });
 
@@ -40,6 +40,29 @@ describe('buildRelayConfig', () => {
     assert.equal(d.retry.maxAge, 72 * 3600);
     assert.equal(d.overQuotaPolicy, 'retry');
     assert.deepEqual(d.dkim, { domain: 'example.com', selector: 'relay2024', keyFile: '/etc/mailrelay/secrets/dkim/private.key' });
+    assert.equal(cfg.workers, 2);
+    assert.deepEqual(cfg.inbound.proxyProtocol, { trustedNetworks: ['10.0.64.0/20'], headerTimeout: 10 });
+    assert.equal(cfg.inbound.greetingDelay, 0.1);
+  });
+
+  it('runs one relay process per CPU the container may use, unless spec.workers says otherwise', () => {
+    const workers = (spec: MailRelaySpec): number => parseRelayConfig(buildRelayConfig(relay(spec), { secrets: {} })).workers;
+    assert.equal(workers({}), 1, 'no CPU limit: nothing says the pod may use more than one core');
+    assert.equal(workers({ resources: { requests: { cpu: '4' } } }), 1, 'a request is not a limit');
+    assert.equal(workers({ resources: { limits: { cpu: '1' } } }), 1);
+    assert.equal(workers({ resources: { limits: { cpu: '1500m' } } }), 2);
+    assert.equal(workers({ resources: { limits: { cpu: 3 } } }), 3);
+    assert.equal(workers({ workers: 1, resources: { limits: { cpu: '8' } } }), 1);
+    assert.equal(workers({ workers: 4 }), 4);
+  });
+
+  it('renders PROXY protocol and the greeting delay only when the spec asks for them', () => {
+    const cfg = parseRelayConfig(buildRelayConfig(relay({}), { secrets: {} }));
+    assert.equal(cfg.inbound.proxyProtocol, undefined);
+    assert.equal(cfg.inbound.greetingDelay, 0);
+    const lb = parseRelayConfig(buildRelayConfig(relay({ service: { type: 'LoadBalancer', proxyProtocol: { trustedNetworks: ['10.1.0.0/16', 'fd00:1::/64'] } }, greetingDelay: '250ms' }), { secrets: {} }));
+    assert.deepEqual(lb.inbound.proxyProtocol?.trustedNetworks, ['10.1.0.0/16', 'fd00:1::/64']);
+    assert.equal(lb.inbound.greetingDelay, 0.25);
   });
 
   it('leaves TLS, AUTH, smarthost and DKIM out when the spec has none', () => {
@@ -69,6 +92,8 @@ describe('buildRelayConfig', () => {
     assert.equal(specFieldOfRelayPath('delivery.smarthost.caFile'), 'spec.delivery.smarthost.caSecretRef');
     assert.equal(specFieldOfRelayPath('delivery.mtaSts.enabled'), 'spec.delivery.mtaSts.enabled');
     assert.equal(specFieldOfRelayPath('drain.timeout'), 'spec.drainTimeout');
+    assert.equal(specFieldOfRelayPath('inbound.proxyProtocol.trustedNetworks.0'), 'spec.service.proxyProtocol.trustedNetworks[0]');
+    assert.equal(specFieldOfRelayPath('workers'), 'spec.workers');
     assert.equal(specFieldOfRelayPath('something.else'), 'spec');
   });
 });

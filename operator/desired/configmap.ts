@@ -23,12 +23,15 @@ const RELAY_TO_SPEC: readonly (readonly [string, string])[] = [
   ['inbound.authUsersFile', 'spec.auth'],
   ['inbound.requireTlsForAuth', 'spec.auth.requireTLS'],
   ['inbound.spf', 'spec.senderVerification.spf'],
+  ['inbound.proxyProtocol', 'spec.service.proxyProtocol'],
+  ['inbound.greetingDelay', 'spec.greetingDelay'],
   ['delivery.smarthost.auth.usernameFile', 'spec.delivery.smarthost.credentialsSecretRef.usernameKey'],
   ['delivery.smarthost.auth', 'spec.delivery.smarthost.credentialsSecretRef'],
   ['delivery.smarthost.caFile', 'spec.delivery.smarthost.caSecretRef'],
   ['delivery.dkim.keyFile', 'spec.delivery.dkim.keySecretRef'],
   ['delivery', 'spec.delivery'],
   ['drain.timeout', 'spec.drainTimeout'],
+  ['workers', 'spec.workers'],
   ['log.level', 'spec.logLevel'],
 ];
 
@@ -39,6 +42,18 @@ export function specFieldOfRelayPath(path: string): string {
   if (!match) return 'spec';
   const rest = path.slice(match[0].length).split('.').filter((s) => s !== '');
   return match[1] + rest.map((s) => (/^\d+$/.test(s) ? `[${s}]` : `.${s}`)).join('');
+}
+
+/**
+ * Relay processes per pod (ADR 0007): spec.workers, else the container's CPU limit rounded up
+ * (a relay given two cores uses both), else 1. A CPU request alone says nothing about what
+ * the pod may use, so it is not taken.
+ */
+export function relayWorkers(spec: Pick<ReturnType<typeof withDefaults>, 'workers' | 'resources'>): number {
+  if (spec.workers !== undefined) return spec.workers;
+  const limit = spec.resources?.limits?.cpu;
+  const cores = limit === undefined ? undefined : typeof limit === 'number' ? limit : parseQuantity(limit);
+  return cores !== undefined && cores !== null && cores > 0 ? Math.min(64, Math.ceil(cores)) : 1;
 }
 
 /**
@@ -54,6 +69,8 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
     relayNetworks: [...spec.relayNetworks],
     maxMessageSize: Math.floor(parseQuantity(spec.maxMessageSize) ?? Number.NaN),
   };
+  if (spec.service.proxyProtocol) inbound.proxyProtocol = { trustedNetworks: [...spec.service.proxyProtocol.trustedNetworks] };
+  if (spec.greetingDelay) inbound.greetingDelay = seconds(spec.greetingDelay);
   if (spec.tls) inbound.tls = { certFile: secretFile('tlsCert'), keyFile: secretFile('tlsKey') };
   const spf = spec.senderVerification.spf;
   if (spf.enabled) inbound.spf = { enabled: true, policy: spf.policy, skipTrusted: spf.skipTrusted };
@@ -86,6 +103,7 @@ export function buildRelayConfig(mr: Pick<MailRelay, 'metadata' | 'spec'>, _inpu
   }
   if (d.dkim) delivery.dkim = { domain: d.dkim.domain, selector: d.dkim.selector, keyFile: secretFile('dkimKey') };
   const config: RelayConfigInput = {
+    workers: relayWorkers(spec),
     inbound,
     spool: { dir: SPOOL_DIR, fsync: true },
     delivery,

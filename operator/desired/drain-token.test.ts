@@ -6,7 +6,7 @@ import type { MailRelay } from '../api/mailrelay.ts';
 import { drainTokenFromSecrets } from '../controller/relay-client.ts';
 import { buildDrainTokenSecret } from './drain-token.ts';
 import { standardLabels } from './labels.ts';
-import { deepFreeze } from './fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 
 const relay: MailRelay = deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail', uid: 'u1' }, spec: {} });
 

@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { buildDesired } from './index.ts';
-import { deepFreeze, loadExample } from './fixtures.ts';
-import { assertGolden, lineDiff } from './golden.ts';
+import { deepFreeze, loadExample } from '../../test/helpers/desired-fixtures.ts';
+import { assertGolden, lineDiff } from '../../test/helpers/golden.ts';
 
 const CASES = [
   { name: 'minimal', example: 'examples/mailrelay-minimal.yaml', capabilities: false },

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { InvalidMailRelayError, type MailRelay } from '../api/mailrelay.ts';
 import { APPLY_ORDER, buildDesired } from './index.ts';
-import { deepFreeze, loadExample, TEST_UID, validateKubeObject } from './fixtures.ts';
+import { deepFreeze, loadExample, TEST_UID, validateKubeObject } from '../../test/helpers/desired-fixtures.ts';
 
 describe('buildDesired', () => {
   const { mr, inputs } = loadExample('examples/mailrelay-full.yaml', { capabilities: true });

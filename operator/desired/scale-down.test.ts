@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { requestedReplicas, withDefaults, type MailRelaySpec } from '../api/mailrelay.ts';
-import { deepFreeze } from './fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 import { planScaleDown, type ScalePlanInput, type SpoolObservation } from './scale-down.ts';
 
 const NOW = new Date('2025-01-01T12:00:00Z');

@@ -9,7 +9,7 @@ import { secretInput } from '../api/inputs.ts';
 import type { MailRelay, MailRelaySpec } from '../api/mailrelay.ts';
 import { CONFIG_HASH_ANNOTATION } from './config-hash.ts';
 import { buildStatefulSet, terminationGracePeriod } from './statefulset.ts';
-import { deepFreeze, loadExample, TEST_IMAGE } from './fixtures.ts';
+import { deepFreeze, loadExample, TEST_IMAGE } from '../../test/helpers/desired-fixtures.ts';
 import { withDefaults } from '../api/mailrelay.ts';
 
 const relay = (spec: MailRelaySpec): MailRelay => deepFreeze({ apiVersion: 'mailrelay.io/v1alpha1', kind: 'MailRelay', metadata: { name: 'relay', namespace: 'mail', uid: 'u1' }, spec });
@@ -101,7 +101,7 @@ describe('buildStatefulSet', () => {
     const probe = args.map((a) => (a.startsWith('http://127.0.0.1:') ? 'http://127.0.0.1:1' : a === '130' ? '1' : a));
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'relay/main.ts', ...probe], { encoding: 'utf8', cwd: new URL('../..', import.meta.url), timeout: 30000 });
     assert.doesNotMatch(r.stderr, /Unknown option|unexpected argument|usage:/i, r.stderr);
-    assert.match(r.stderr, /fetch failed|ECONNREFUSED/, r.stderr);
+    assert.match(r.stderr, /POST http:\/\/127\.0\.0\.1:1\/drain failed: /, r.stderr);
   });
 
   it('defaults the grace period to drainTimeout plus a margin', () => {

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Condition } from '../api/mailrelay.ts';
-import { deepFreeze } from '../desired/fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 import { computeConditions, setCondition, type ConditionObservations, type ObservedStatefulSet } from './conditions.ts';
 
 const T0 = new Date('2025-01-01T12:00:00.123Z');

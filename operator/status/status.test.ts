@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MailRelay } from '../api/mailrelay.ts';
-import { deepFreeze } from '../desired/fixtures.ts';
+import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 import { buildStatus } from './status.ts';
 
 const mr = (spec: unknown, status?: MailRelay['status']): MailRelay => deepFreeze({

@@ -60,8 +60,8 @@ export interface MessageBody {
   discard(): void;
 }
 
-/** The smtp-server DATA stream: a Readable that sets `sizeExceeded` once over the limit. */
-export type DataStream = Readable & { sizeExceeded?: boolean };
+/** The DATA stream: a Readable that sets `sizeExceeded` once over the limit and counts `byteLength` as received. */
+export type DataStream = Readable & { sizeExceeded?: boolean; byteLength?: number };
 
 /** Starts moving `stream` into a MessageBody, after `prefix`, enforcing `limits` when given. */
 export function openMessageBody(stream: DataStream, prefix: Buffer, limits?: ContentLimits): MessageBody {

@@ -38,24 +38,34 @@ export function normaliseChunk(chunk: Uint8Array, state: LineEndingState): Buffe
     // The CR from the last chunk pairs with a leading LF; otherwise it was bare.
     if (buf[0] === LF) i = start = 1;
   }
-  for (; i < len; i++) {
-    const b = buf[i];
-    if (b === LF) {
-      // A LF reached here had no CR before it (a CRLF pair is skipped below).
-      parts.push(buf.subarray(start, i), CRLF);
-      start = i + 1;
-    } else if (b === CR) {
-      if (i + 1 === len) {
-        parts.push(buf.subarray(start, i));
-        start = len;
-        state.pendingCR = true;
-      } else if (buf[i + 1] === LF) {
-        i++;
-      } else {
-        parts.push(buf.subarray(start, i), CRLF);
-        start = i + 1;
-      }
+  // Native searches (memchr) for the next CR and LF instead of a JavaScript loop over every
+  // byte: in ordinary CRLF text that is one step per line.
+  let nextCR = buf.indexOf(CR, i);
+  let nextLF = buf.indexOf(LF, i);
+  while (nextCR !== -1 || nextLF !== -1) {
+    if (nextLF !== -1 && (nextCR === -1 || nextLF < nextCR)) {
+      // A LF with no CR right before it (a CRLF's LF is passed over below).
+      parts.push(buf.subarray(start, nextLF), CRLF);
+      start = nextLF + 1;
+      nextLF = buf.indexOf(LF, start);
+      continue;
     }
+    const p = nextCR;
+    if (p + 1 === len) {
+      parts.push(buf.subarray(start, p));
+      start = len;
+      state.pendingCR = true;
+      break;
+    }
+    if (buf[p + 1] === LF) {
+      // CRLF: the next LF is this one (no LF lay between), so search past it.
+      nextCR = buf.indexOf(CR, p + 2);
+      nextLF = buf.indexOf(LF, p + 2);
+      continue;
+    }
+    parts.push(buf.subarray(start, p), CRLF);
+    start = p + 1;
+    nextCR = buf.indexOf(CR, start);
   }
   if (start < len) parts.push(buf.subarray(start));
   if (parts.length === 1 && parts[0]) return parts[0];

@@ -38,7 +38,10 @@ export type RejectReason =
   | 'header_too_big'
   | 'spf_fail'
   | 'spf_temperror'
-  | 'spf_permerror';
+  | 'spf_permerror'
+  | 'proxy_untrusted'
+  | 'proxy_invalid'
+  | 'proxy_timeout';
 
 /** A refusal: 3-digit code, RFC 3463 enhanced code ("5.7.1"), text, and why. */
 export interface PolicyReply {
@@ -121,6 +124,14 @@ export const REPLIES = Object.freeze({
   spfFail: reply(550, '5.7.23', 'SPF validation failed', 'spf_fail'),
   spfTempError: reply(451, '4.7.24', 'SPF validation error (temporary DNS failure), try again later', 'spf_temperror'),
   spfPermError: reply(550, '5.7.24', 'SPF validation error (the sender domain publishes an invalid SPF record)', 'spf_permerror'),
+  // PROXY protocol (HAProxy's spec, v1/v2). These stand in for the greeting (RFC 5321
+  // §3.1 allows a 421 there) and close. A header from a peer that is not a configured load
+  // balancer is a client claiming another address: X.7.0, a security refusal. A trusted
+  // load balancer that sends a broken header, or none, is a protocol error (X.5.0) or too
+  // slow (X.4.2); its client learns why through the balancer.
+  proxyUntrusted: reply(421, '4.7.0', 'PROXY protocol header not accepted from your address', 'proxy_untrusted'),
+  proxyInvalid: reply(421, '4.5.0', 'PROXY protocol header missing or invalid', 'proxy_invalid'),
+  proxyTimeout: reply(421, '4.4.2', 'Timeout waiting for the PROXY protocol header', 'proxy_timeout'),
 });
 
 /** The reply as smtp-server's error message: the enhanced code, then the text. */
@@ -219,6 +230,19 @@ export function authOffered(f: AuthFacts): boolean {
   return f.usersConfigured && (f.secure || !f.requireTlsForAuth || f.localClient);
 }
 
+// A message's recipients mostly share a few domains (50 RCPTs to one domain is common):
+// remember the last A-label conversions. Bounded; the result depends on the input only.
+const asciiMemo = new Map<string, string>();
+function asciiDomain(domain: string): string {
+  let a = asciiMemo.get(domain);
+  if (a === undefined) {
+    a = domainToASCII(domain);
+    if (asciiMemo.size >= 256) asciiMemo.clear();
+    asciiMemo.set(domain, a);
+  }
+  return a;
+}
+
 /** A mailbox after normalisation, or the reply refusing it. */
 export type MailboxResult = { ok: true; address: string } | { ok: false; reply: PolicyReply };
 
@@ -249,7 +273,7 @@ export function normaliseMailbox(address: string, role: 'sender' | 'recipient', 
     // An address literal (RFC 5321 §4.1.3); smtp-server validated the IP inside.
     return domain.endsWith(']') ? { ok: true, address } : { ok: false, reply: bad };
   }
-  const ascii = domainToASCII(domain);
+  const ascii = asciiDomain(domain);
   if (ascii === '' || !/^[a-z0-9_.-]+$/.test(ascii)) return { ok: false, reply: bad };
   return { ok: true, address: `${local}@${ascii}` };
 }

@@ -1,57 +1,34 @@
-// The inbound SMTP listener: smtp-server wiring only. Decisions live in policy.ts (pure),
-// the body plumbing in body.ts, the trace header in received.ts, credentials in users.ts.
+// The inbound SMTP listener: wiring only. smtp-server is behind adapter.ts; decisions are
+// pure functions in policy.ts (per command) and session.ts (per session); the body
+// plumbing is body.ts, the trace header received.ts, credentials users.ts. What is left
+// here is state (sessions, per-IP counts, the drain flag), clocks, the sink and the logs.
 //
-// What smtp-server does by itself and how we bend it (read from smtp-server 3.21.6,
-// dist/esm/smtp-connection.js and smtp-stream.js):
-//  - Enhanced status codes (RFC 2034) are off unless hideENHANCEDSTATUSCODES is false.
-//    Then `send(code, text, context)` prefixes a code chosen from the reply code and a
-//    context name; replies to our handlers' errors get only the generic mapping (554 ->
-//    5.6.0, 452 -> 4.2.2, 552 -> 5.2.2), and onConnect refusals get none. So every
-//    connection's `send` is wrapped: a text that already starts with an enhanced code of
-//    the right class goes out verbatim, everything else keeps smtp-server's mapping. The
-//    greeting, the EHLO/HELO replies and 3xx replies carry none, as RFC 2034 §3 says.
-//  - DATA ends only on CRLF.CRLF; bare "\n.\n" or "\r.\r" is content (see line-endings.ts
-//    for what we then do with it). Dot-unstuffing is done before onData sees the stream.
-//  - `size` makes it check MAIL SIZE= (552 5.3.4) and set `stream.sizeExceeded` while
-//    the data still flows; we cut the body off then and answer 552 5.3.4 after the dot.
-//  - Without STARTTLS configured it allows AUTH over plaintext to anyone; AUTH is offered
-//    per session instead (session.disabledCommands), see policy.authOffered.
-//  - Its own refusals (early talker: data before the greeting during its 100 ms pause;
-//    a command line over 16 KiB; 10 unrecognized commands; its idle timeout) are 421s
-//    that close the session; policy.libraryRefusal gives them enhanced codes and reasons.
-//  - Its idle timeout (socketTimeout) restarts with every byte and is suspended while a
-//    handler of ours runs, so a client trickling a byte a minute would hold a session for
-//    ever. Our own clocks bound what the client owes us: a complete command line within
-//    commandTimeout of our last reply, the whole DATA phase within dataTimeout.
-//  - Commands per session are counted in a wrapper of the connection's _onCommand.
-//
-// SPF (relay/spf) runs in onMailFrom, per session, under its own time budget: smtp-server
-// holds only that session's next command until the callback, every other session goes on.
+// SPF (relay/spf) runs in mailFrom, per session, under its own time budget: smtp-server
+// holds only that session's next command until the verdict, every other session goes on.
 import os from 'node:os';
 import { readFile, stat } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { SMTPServer } from 'smtp-server';
-import type {
-  SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerError,
-  SMTPServerOptions, SMTPServerResolver, SMTPServerSession,
-} from 'smtp-server';
-import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Logger } from 'pino';
 import type { RelayConfig } from '../config.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import { networkMatcher } from '../net/cidr.ts';
 import { buildAuthResultsHeader, claimsAuthservId, createSpfVerifier, identitiesFor } from '../spf/index.ts';
 import type { SpfCheckResult, SpfVerifier } from '../spf/index.ts';
+import { createSmtpListener } from './adapter.ts';
+import type { AddressVerdict, DataReply, ReverseResolver, SmtpHandlers, SmtpSession } from './adapter.ts';
 import { openMessageBody } from './body.ts';
-import {
-  REPLIES, authOffered, checkConnect, checkMailFrom, checkMessageSize, checkRcptTo, checkSpf, libraryRefusal, normaliseMailbox,
-  replyMessage, sinkFailureReply,
-} from './policy.ts';
+import type { DataStream } from './body.ts';
+import { REPLIES, authOffered, checkConnect, checkMailFrom, checkRcptTo, checkSpf, normaliseMailbox } from './policy.ts';
 import type { InboundLimits, PolicyReply } from './policy.ts';
 import { ConnectionRateLimiter } from './rate-limit.ts';
+import { cachingReverseResolver, systemReverse } from './reverse-dns.ts';
 import { buildReceivedHeader, withProtocol } from './received.ts';
+import {
+  authAllowed, authFailure, buildEnvelope, checkClientClock, checkCommandCount, clockAfterReply, dataVerdict, greetingDelayFor,
+} from './session.ts';
+import type { ClientClock } from './session.ts';
 import { sinkErrorKind } from './types.ts';
-import type { InboundEnvelope, InboundRecipient, MessageSink, NotifyKeyword } from './types.ts';
+import type { InboundEnvelope, MessageSink } from './types.ts';
 import { loadUserStore } from './users.ts';
 import type { PasswordVerifier, UserStore } from './users.ts';
 
@@ -70,7 +47,7 @@ export interface StartInboundOptions {
   /** Extra password verifiers (e.g. argon2) for the users file; bcrypt is built in. */
   passwordVerifiers?: readonly PasswordVerifier[];
   /** Reverse DNS for Received headers: a resolver, or false to skip the lookup. Default: the system resolver. */
-  reverseDns?: SMTPServerResolver | false;
+  reverseDns?: ReverseResolver | false;
   /** Clients that may AUTH without TLS even when requireTlsForAuth (default: loopback addresses). */
   isLocalClient?: (ip: string) => boolean;
   /** Clock (ms), for the Received date and envelope time. */
@@ -89,6 +66,8 @@ export interface InboundServer {
   readonly port: number;
   /** Graceful drain: new sessions and new transactions get 421 4.3.2; transactions in progress finish. */
   stopAccepting(): void;
+  /** Ends stopAccepting (a hold drain undone): new sessions and transactions are served again. False once close() was called. */
+  resumeAccepting(): boolean;
   /**
    * Closes the listener and every session with 421 4.3.2. Messages already in DATA get up
    * to `graceMs` (default 10 s) to be stored and answered first; resolves once every sink
@@ -103,21 +82,19 @@ export interface InboundServer {
   readonly spf: SpfVerifier | undefined;
 }
 
+/** The listener's own state of one session. */
 interface SessionState {
-  conn: SMTPConnection;
+  /** The client is on relayNetworks (decided once: a session's address does not change). */
+  trusted: boolean;
   /** Passed onConnect, so counted against the limits and the sessions gauge. */
   counted: boolean;
-  ip: string;
   inData: boolean;
   authFailures: number;
   /** Command lines received (maxCommandsPerSession). */
   commands: number;
   /** The client-owes-us clock: fires at commandTimeout/dataTimeout. */
   timer: NodeJS.Timeout | undefined;
-  /** When our last reply went out (Date.now()). */
-  waitingSince: number;
-  /** When the 354 went out (Date.now()). */
-  dataSince: number;
+  clock: ClientClock;
   /** Aborted when the session closes: its SPF checks stop at their next lookup. */
   abort: AbortController;
   /** The HELO identity's SPF check, done once per HELO name. */
@@ -125,31 +102,9 @@ interface SessionState {
   /** SPF results to record in the message of this transaction (RFC 8601 header). */
   spfTag: { transaction: number; results: SpfCheckResult[] } | undefined;
 }
+type Session = SmtpSession<SessionState>;
 
 const LOOPBACK = networkMatcher(['127.0.0.0/8', '::1/128']);
-const ENHANCED_PREFIX = /^([245])\.\d{1,3}\.\d{1,3} /;
-// smtp-server's commands we never want: the proxy commands (we sit behind no trusted
-// proxy), and sendmail's joke commands.
-const ALWAYS_DISABLED = ['XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
-
-/** smtp-server lets us hook each connection as it is created, to wrap its `send`. */
-class InboundSMTPServer extends SMTPServer {
-  onConnection: ((conn: SMTPConnection) => void) | undefined;
-
-  override connect(...args: Parameters<SMTPServer['connect']>): void {
-    super.connect(...args);
-    // connect() adds the new connection to the set synchronously, before any reply.
-    let last: SMTPConnection | undefined;
-    for (const c of this.connections) last = c;
-    if (last) this.onConnection?.(last);
-  }
-}
-
-const smtpError = (r: PolicyReply): SMTPServerError =>
-  Object.assign(new Error(replyMessage(r)), { responseCode: r.code });
-
-const compact = <T extends object>(o: T): T =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
 async function readTls(tls: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer; fingerprint: string }> {
   const [cs, ks] = await Promise.all([stat(tls.certFile), stat(tls.keyFile)]);
@@ -177,8 +132,8 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
   const spf = opts.spf ?? (spfConfig.enabled ? createSpfVerifier(spfConfig, { hostname }) : undefined);
   const spfTags = spf !== undefined && spfConfig.policy !== 'record';
   const rateLimiter = new ConnectionRateLimiter({ ratePerSecond: config.connectionRatePerIp, burst: config.connectionBurstPerIp });
-  const commandTimeoutMs = config.commandTimeout * 1000;
-  const dataTimeoutMs = config.dataTimeout * 1000;
+  const timeouts = { commandTimeoutMs: config.commandTimeout * 1000, dataTimeoutMs: config.dataTimeout * 1000 };
+  const greetingDelayMs = Math.round(config.greetingDelay * 1000);
   const contentLimits = {
     maxLineLength: config.maxLineLength,
     maxHeaderSize: config.maxHeaderSize,
@@ -186,231 +141,203 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     ...(spfTags ? { dropField: (name: string, value: string) => claimsAuthservId(name, value, hostname) } : {}),
   };
 
-  const sessions = new Map<string, SessionState>();
+  const sessions = new Set<Session>();
   const perIp = new Map<string, number>();
   let counted = 0;
   let draining = false;
   const pendingAccepts = new Set<Promise<unknown>>();
   // Woken whenever a DATA phase ends, so close() can wait for messages in flight.
   let dataEnded: (() => void)[] = [];
-  const inDataCount = (): number => [...sessions.values()].filter((s) => s.inData).length;
+  const inDataCount = (): number => [...sessions].filter((s) => s.state.inData).length;
   const noDataInFlight = async (): Promise<void> => {
     while (inDataCount() > 0) await new Promise<void>((resolve) => dataEnded.push(resolve));
   };
 
-  const baseDisabled = [...ALWAYS_DISABLED, ...(users ? [] : ['AUTH']), ...(tlsFiles && !config.implicitTls ? [] : ['STARTTLS'])];
-  const setAuthAvailability = (session: SMTPServerSession): void => {
-    const offered = authOffered({
+  const setAuthAvailability = (s: Session): void => {
+    s.offerAuth(authOffered({
       usersConfigured: users !== undefined,
-      secure: session.secure,
+      secure: s.secure(),
       requireTlsForAuth: config.requireTlsForAuth,
-      localClient: isLocalClient(session.remoteAddress),
-    });
-    session.disabledCommands = offered ? baseDisabled : [...baseDisabled, 'AUTH'];
+      localClient: isLocalClient(s.remoteAddress),
+    }));
   };
 
-  const reject = (r: PolicyReply, session: SMTPServerSession, extra: Record<string, unknown> = {}): SMTPServerError => {
-    log.info({ session: session.id, client: session.remoteAddress, code: r.code, enhanced: r.enhanced, reason: r.reason, ...extra },
-      `rejected: ${r.text}`);
-    return smtpError(r);
+  /** Logs a refusal of ours and returns the verdict that sends it. */
+  const refuse = (r: PolicyReply, s: Session, extra: Record<string, unknown> = {}): { refuse: PolicyReply } => {
+    log.info({ session: s.id, client: s.remoteAddress, code: r.code, enhanced: r.enhanced, reason: r.reason, ...extra }, `rejected: ${r.text}`);
+    return { refuse: r };
   };
 
-  const isIdle = (s: SessionState): boolean => !s.inData && !s.conn.session.envelope?.mailFrom;
-  const kickIfIdle = (s: SessionState): void => {
-    if (s.counted && isIdle(s) && !s.conn._closing && !s.conn._closed) s.conn.send(421, replyMessage(REPLIES.shuttingDown));
+  const isIdle = (s: Session): boolean => !s.state.inData && !s.inTransaction();
+  const kickIfIdle = (s: Session): void => {
+    if (s.state.counted && isIdle(s)) s.end(REPLIES.shuttingDown);
   };
 
   /** Ends a session that broke a limit of ours with its 421 (smtp-server closes on any 421). */
-  const expire = (s: SessionState, r: PolicyReply): void => {
-    if (s.conn._closing || s.conn._closed) return;
-    log.info({ session: s.conn.id, client: s.ip, code: r.code, enhanced: r.enhanced, reason: r.reason, commands: s.commands }, `rejected: ${r.text}`);
-    s.conn.send(r.code, replyMessage(r));
+  const expire = (s: Session, r: PolicyReply): void => {
+    if (s.closed()) return;
+    log.info({ session: s.id, client: s.remoteAddress, code: r.code, enhanced: r.enhanced, reason: r.reason, commands: s.state.commands }, `rejected: ${r.text}`);
+    s.end(r);
   };
 
-  const armClientTimer = (s: SessionState, ms: number): void => {
-    clearTimeout(s.timer);
-    s.timer = setTimeout(() => onClientTimer(s), Math.max(1, ms));
-    s.timer.unref();
+  const armClientTimer = (s: Session, ms: number): void => {
+    clearTimeout(s.state.timer);
+    s.state.timer = setTimeout(() => onClientTimer(s), Math.max(1, ms));
+    s.state.timer.unref();
+  };
+  const onClientTimer = (s: Session): void => {
+    s.state.timer = undefined;
+    if (s.closed()) return;
+    const v = checkClientClock(s.turn(), s.state.clock, Date.now(), timeouts);
+    if (!v) return;
+    if ('expire' in v) expire(s, v.expire);
+    else armClientTimer(s, v.recheckInMs);
   };
 
-  // Runs when the client may have run out of time; decides by what the session waits for.
-  const onClientTimer = (s: SessionState): void => {
-    s.timer = undefined;
-    const c = s.conn;
-    if (c._closing || c._closed) return;
-    if (c._parser && c._parser._dataMode) {
-      const left = s.dataSince + dataTimeoutMs - Date.now();
-      if (left > 0) armClientTimer(s, left);
-      else expire(s, REPLIES.dataTimeout);
-      return;
-    }
-    // Our turn (a handler such as the SPF check runs, or the sink stores a message): the
-    // client waits for us, and our next reply starts its clock again.
-    if (c._handlerPending || c._dataStream) return;
-    const left = s.waitingSince + commandTimeoutMs - Date.now();
-    if (left > 0) armClientTimer(s, left);
-    else expire(s, REPLIES.commandTimeout);
-  };
+  const handlers: SmtpHandlers<SessionState> = {
+    open: (s) => ({
+      trusted: inRelayNetworks(s.remoteAddress),
+      counted: false, inData: false, authFailures: 0, commands: 0, timer: undefined,
+      clock: { waitingSince: Date.now(), dataSince: 0 }, abort: new AbortController(), heloSpf: undefined, spfTag: undefined,
+    }),
 
-  /** After a reply: the client owes us the next command, or after 354 the message. */
-  const afterReply = (s: SessionState, code: number): void => {
-    if (!s.counted || s.conn._closing || s.conn._closed) return;
-    const t = Date.now();
-    if (code === 354) {
-      s.dataSince = t;
-      armClientTimer(s, dataTimeoutMs);
-    } else {
-      s.waitingSince = t;
-      armClientTimer(s, commandTimeoutMs);
-    }
-  };
+    accepted: (s) => {
+      sessions.add(s);
+      return greetingDelayFor(s.state.trusted, greetingDelayMs);
+    },
 
-  const hookConnection = (conn: SMTPConnection): void => {
-    const s: SessionState = {
-      conn, counted: false, ip: conn.remoteAddress, inData: false, authFailures: 0, commands: 0, timer: undefined,
-      waitingSince: Date.now(), dataSince: 0, abort: new AbortController(), heloSpf: undefined, spfTag: undefined,
-    };
-    sessions.set(conn.id, s);
-    const send = conn.send.bind(conn);
-    conn.send = (code, data, context) => {
+    connect: (s) => {
+      const ip = s.remoteAddress;
+      // Every attempt spends a token, refused ones too; our own networks are not limited.
+      const rateLimited = !s.state.trusted && !rateLimiter.take(ip, Date.now());
+      const r = checkConnect({ draining, open: counted, openFromIp: perIp.get(ip) ?? 0, rateLimited }, limits);
+      if (r) {
+        refuse(r, s, s.peerAddress !== ip ? { peer: s.peerAddress } : {});
+        return r;
+      }
+      s.state.counted = true;
+      counted++;
+      perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+      metrics.inboundSessions.inc();
+      setAuthAvailability(s);
+      return null;
+    },
+
+    closed: (s) => {
+      sessions.delete(s);
+      const st = s.state;
+      clearTimeout(st.timer);
+      st.timer = undefined;
+      st.abort.abort();
+      if (!st.counted) return;
+      st.counted = false;
+      counted--;
+      const n = (perIp.get(s.remoteAddress) ?? 1) - 1;
+      if (n > 0) perIp.set(s.remoteAddress, n);
+      else perIp.delete(s.remoteAddress);
+      metrics.inboundSessions.dec();
+    },
+
+    secured: (s) => setAuthAvailability(s),
+
+    command: (s) => {
+      const r = checkCommandCount(++s.state.commands, config);
+      if (r) expire(s, r);
+      return r;
+    },
+
+    replied: (s, code, library) => {
       if (code >= 400) metrics.inboundRejections.inc({ code: String(code) });
-      if (typeof data === 'string') {
-        const m = ENHANCED_PREFIX.exec(data);
-        // Ours: the text carries its enhanced code; `false` stops smtp-server adding another.
-        if (m && Number(m[1]) === Math.floor(code / 100)) {
-          send(code, data, false);
-          afterReply(s, code);
-          return;
-        }
-        // smtp-server's own refusals: the abuse-related ones get our enhanced code and reason,
-        // the rest (syntax, sequence) keep its mapping; logged here, once.
-        if (code >= 400) {
-          const mapped = libraryRefusal(code, data);
-          log.info({ session: conn.id, client: conn.remoteAddress, code, reason: mapped?.reason ?? 'protocol', commands: s.commands },
-            `rejected: ${mapped?.text ?? data}`);
-          if (mapped) {
-            send(mapped.code, replyMessage(mapped), false);
-            return;
-          }
-        }
+      // smtp-server's own refusals are logged here, once: the abuse-related ones with our
+      // reason, the rest (syntax, sequence) as 'protocol'.
+      if (library && code >= 400) {
+        log.info({ session: s.id, client: s.remoteAddress, code, reason: library.refusal?.reason ?? 'protocol', commands: s.state.commands },
+          `rejected: ${library.refusal?.text ?? library.text}`);
       }
-      send(code, data, context);
-      afterReply(s, code);
-    };
-    const onCommand = conn._onCommand.bind(conn);
-    conn._onCommand = (command, callback) => {
-      if (++s.commands > config.maxCommandsPerSession) {
-        // Not passed on: the parser stays parked and the 421 closes the connection.
-        expire(s, REPLIES.tooManyCommands);
-        return;
+      if (library?.refusal || !s.state.counted || s.closed()) return;
+      const next = clockAfterReply(code, s.state.clock, Date.now(), timeouts);
+      s.state.clock = next.clock;
+      armClientTimer(s, next.armMs);
+    },
+
+    auth: async (s, a) => {
+      const fail = (result: 'failed' | 'unavailable'): { refuse: PolicyReply } => {
+        const f = authFailure(result, s.state.authFailures);
+        s.state.authFailures = f.failures;
+        return refuse(f.reply, s, { user: a.username, method: a.method });
+      };
+      if (!users || !authAllowed(a.method, a.authzid, a.authcid)) return fail('failed');
+      try {
+        const result = await users.verify(a.username, a.password);
+        if (result !== 'ok') return fail(result === 'unavailable' ? 'unavailable' : 'failed');
+        log.info({ session: s.id, client: s.remoteAddress, user: a.username, method: a.method }, 'authenticated');
+        return { user: a.username };
+      } catch (err) {
+        log.error({ session: s.id, err }, 'password check failed');
+        return fail('unavailable');
       }
-      onCommand(command, callback);
-    };
-  };
+    },
 
-  const onConnect = (session: SMTPServerSession, cb: (err?: SMTPServerError | null) => void): void => {
-    const s = sessions.get(session.id);
-    const ip = session.remoteAddress;
-    // Every attempt spends a token, refused ones too; our own networks are not limited.
-    const rateLimited = !inRelayNetworks(ip) && !rateLimiter.take(ip, Date.now());
-    const r = checkConnect({ draining, open: counted, openFromIp: perIp.get(ip) ?? 0, rateLimited }, limits);
-    if (r || !s) {
-      // The text carries the enhanced code: smtp-server sends onConnect refusals without one.
-      cb(reject(r ?? REPLIES.spoolError, session));
-      return;
-    }
-    s.counted = true;
-    counted++;
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-    metrics.inboundSessions.inc();
-    setAuthAvailability(session);
-    cb();
-  };
+    mailFrom: (s, m): AddressVerdict | Promise<AddressVerdict> => {
+      const r = checkMailFrom({ heloName: s.heloName(), draining, declaredSize: m.declaredSize }, limits);
+      if (r) return refuse(r, s, { from: m.address });
+      const mb = normaliseMailbox(m.address, 'sender', m.smtputf8);
+      if (!mb.ok) return refuse(mb.reply, s, { from: m.address });
+      s.state.spfTag = undefined;
+      if (!spf || (spfConfig.skipTrusted && (s.state.trusted || s.user() !== undefined))) return { address: mb.address };
+      return verifySender(spf, s, mb.address).then(
+        (v) => (v ? refuse(v.reply, s, v.facts) : { address: mb.address }),
+        (err: unknown) => {
+          // checks never reject; this is a bug of ours, and the client may try again
+          log.error({ session: s.id, err }, 'SPF check failed');
+          return refuse(REPLIES.spfTempError, s, { from: mb.address });
+        },
+      );
+    },
 
-  const onClose = (session: SMTPServerSession): void => {
-    const s = sessions.get(session.id);
-    sessions.delete(session.id);
-    if (s) {
-      clearTimeout(s.timer);
-      s.timer = undefined;
-      s.abort.abort();
-    }
-    if (!s?.counted) return;
-    counted--;
-    const n = (perIp.get(s.ip) ?? 1) - 1;
-    if (n > 0) perIp.set(s.ip, n);
-    else perIp.delete(s.ip);
-    metrics.inboundSessions.dec();
-  };
+    rcptTo: (s, rc) => {
+      const mb = normaliseMailbox(rc.address, 'recipient', rc.smtputf8);
+      if (!mb.ok) return refuse(mb.reply, s, { rcpt: rc.address });
+      const r = checkRcptTo({
+        inRelayNetworks: s.state.trusted,
+        authenticated: s.user() !== undefined,
+        recipientsSoFar: s.recipientCount(),
+      }, limits);
+      return r ? refuse(r, s, { rcpt: rc.address }) : { address: mb.address };
+    },
 
-  const onSecure = (_socket: unknown, session: SMTPServerSession, cb: (err?: SMTPServerError | null) => void): void => {
-    setAuthAvailability(session);
-    cb();
-  };
+    data: (s, stream) => receiveMessage(s, stream),
 
-  const onAuth = (
-    auth: SMTPServerAuthentication, session: SMTPServerSession,
-    cb: (err: SMTPServerError | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
-  ): void => {
-    const s = sessions.get(session.id);
-    const username = auth.username ?? '';
-    const fail = (r: PolicyReply): void => {
-      // A 421 after repeated failures ends the session (smtp-server closes on any 421),
-      // so one connection cannot try passwords forever.
-      const failures = r === REPLIES.authFailed && s ? ++s.authFailures : 0;
-      cb(reject(failures >= 3 ? REPLIES.tooManyAuthFailures : r, session, { user: username, method: auth.method }));
-    };
-    if (!users || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return fail(REPLIES.authFailed);
-    // RFC 4616 §2: an authzid other than the authcid asks to act as someone else; we have no such roles.
-    if (auth.authzid && auth.authcid && auth.authzid !== auth.authcid) return fail(REPLIES.authFailed);
-    users.verify(username, auth.password ?? '').then((result) => {
-      if (result === 'ok') {
-        log.info({ session: session.id, client: session.remoteAddress, user: username, method: auth.method }, 'authenticated');
-        cb(null, { user: username });
-        return;
-      }
-      fail(result === 'unavailable' ? REPLIES.authUnavailable : REPLIES.authFailed);
-    }, (err: unknown) => {
-      log.error({ session: session.id, err }, 'password check failed');
-      fail(REPLIES.authUnavailable);
-    });
-  };
+    afterData: (s) => {
+      s.state.inData = false;
+      const wake = dataEnded;
+      dataEnded = [];
+      for (const w of wake) w();
+      if (draining) setImmediate(() => kickIfIdle(s));
+    },
 
-  const onMailFrom = (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: SMTPServerError | null) => void): void => {
-    const size = address.args ? address.args.SIZE : undefined;
-    const declaredSize = typeof size === 'string' ? Number(size) : undefined;
-    const r = checkMailFrom({ heloName: session.hostNameAppearsAs || '', draining, declaredSize }, limits);
-    if (r) return cb(reject(r, session, { from: address.address }));
-    const mb = normaliseMailbox(address.address, 'sender', session.envelope.smtpUtf8 === true);
-    if (!mb.ok) return cb(reject(mb.reply, session, { from: address.address }));
-    address.address = mb.address;
-    const s = sessions.get(session.id);
-    if (s) s.spfTag = undefined;
-    if (!spf || !s || (spfConfig.skipTrusted && (inRelayNetworks(session.remoteAddress) || Boolean(session.user)))) return cb();
-    verifySender(spf, s, session, mb.address).then((r) => cb(r ? reject(r.reply, session, r.facts) : null), (err: unknown) => {
-      // checks never reject; this is a bug of ours, and the client may try again
-      log.error({ session: session.id, err }, 'SPF check failed');
-      cb(reject(REPLIES.spfTempError, session, { from: mb.address }));
-    });
+    connectionError: (err) => {
+      // Errors of single connections (resets, failed handshakes); the listener itself reports through listen().
+      log.debug({ err }, 'smtp connection error');
+    },
   };
 
   /** Runs the transaction's SPF checks; resolves with the refusal, or null after noting the results for the header. */
-  const verifySender = async (
-    v: SpfVerifier, s: SessionState, session: SMTPServerSession, sender: string,
-  ): Promise<{ reply: PolicyReply; facts: Record<string, unknown> } | null> => {
-    const helo = session.hostNameAppearsAs || '';
-    const ids = identitiesFor({ ip: session.remoteAddress, sender, helo, checkHelo: spfConfig.checkHelo });
+  const verifySender = async (v: SpfVerifier, s: Session, sender: string): Promise<{ reply: PolicyReply; facts: Record<string, unknown> } | null> => {
+    const st = s.state;
+    const helo = s.heloName();
+    const ids = identitiesFor({ ip: s.remoteAddress, sender, helo, checkHelo: spfConfig.checkHelo });
     const deadline = Date.now() + spfConfig.checkBudgetMs;
-    const signal = s.abort.signal;
-    const counted = (p: Promise<SpfCheckResult>): Promise<SpfCheckResult> => p.then((r) => {
+    const signal = st.abort.signal;
+    const countedCheck = (p: Promise<SpfCheckResult>): Promise<SpfCheckResult> => p.then((r) => {
       metrics.spfResults.inc({ result: r.result });
       return r;
     });
     const heloId = ids.helo;
-    if (heloId && s.heloSpf?.name !== helo) s.heloSpf = { name: helo, result: counted(v.checker.check({ ...heloId, deadline, signal })) };
+    if (heloId && st.heloSpf?.name !== helo) st.heloSpf = { name: helo, result: countedCheck(v.checker.check({ ...heloId, deadline, signal })) };
     const [mailfrom, heloResult] = await Promise.all([
-      counted(v.checker.check({ ...ids.mailfrom, deadline, signal })),
-      heloId ? s.heloSpf?.result : undefined,
+      countedCheck(v.checker.check({ ...ids.mailfrom, deadline, signal })),
+      heloId ? st.heloSpf?.result : undefined,
     ]);
     const decision = checkSpf({ mailfrom: mailfrom.result, helo: heloResult?.result }, spfConfig);
     const results = heloResult ? [mailfrom, heloResult] : [mailfrom];
@@ -419,54 +346,9 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       spf: results.map((r) => ({ identity: r.identity, domain: r.domain, result: r.result, ms: r.ms, lookups: r.lookups, comment: r.comment })),
     };
     if (decision.reply) return { reply: decision.reply, facts };
-    log.info({ session: session.id, client: session.remoteAddress, ...facts }, 'SPF checked');
-    s.spfTag = decision.tag ? { transaction: session.transaction, results } : undefined;
+    log.info({ session: s.id, client: s.remoteAddress, ...facts }, 'SPF checked');
+    st.spfTag = decision.tag ? { transaction: s.transaction(), results } : undefined;
     return null;
-  };
-
-  const onRcptTo = (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: SMTPServerError | null) => void): void => {
-    const mb = normaliseMailbox(address.address, 'recipient', session.envelope.smtpUtf8 === true);
-    const r = mb.ok
-      ? checkRcptTo({
-        inRelayNetworks: inRelayNetworks(session.remoteAddress),
-        authenticated: Boolean(session.user),
-        recipientsSoFar: session.envelope.rcptTo.length,
-      }, limits)
-      : mb.reply;
-    if (r || !mb.ok) return cb(reject(r ?? REPLIES.badRecipient, session, { rcpt: address.address }));
-    address.address = mb.address;
-    cb();
-  };
-
-  const envelopeOf = (session: SMTPServerSession, receivedAt: number): InboundEnvelope => {
-    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    // smtp-server folds repeats case-insensitively by the address as sent; two spellings of
-    // one IDN domain only meet after normalisation, so fold again.
-    const seen = new Set<string>();
-    const recipients: InboundRecipient[] = [];
-    for (const r of session.envelope.rcptTo) {
-      const key = r.address.toLowerCase();
-      if (seen.has(key)) continue;
-      seen.add(key);
-      recipients.push(compact({
-        address: r.address,
-        notify: r.dsn?.notify as NotifyKeyword[] | undefined,
-        orcpt: r.dsn?.orcpt,
-      }));
-    }
-    const ret = session.envelope.dsn?.ret;
-    return compact<InboundEnvelope>({
-      from,
-      recipients,
-      receivedAt,
-      clientAddress: session.remoteAddress,
-      heloName: session.hostNameAppearsAs || undefined,
-      authUser: session.user ? String(session.user) : undefined,
-      ret: ret === 'FULL' || ret === 'HDRS' ? ret : undefined,
-      envid: session.envelope.dsn?.envid ?? undefined,
-      smtputf8: session.envelope.smtpUtf8 === true ? true : undefined,
-      bodyType: session.envelope.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
-    });
   };
 
   const acceptWithTimeout = (envelope: InboundEnvelope, body: AsyncIterable<Buffer>, sessionId: string): Promise<{ id: string }> => {
@@ -495,148 +377,98 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
     });
   };
 
-  const onData = (
-    stream: SMTPServerDataStream, session: SMTPServerSession,
-    cb: (err?: SMTPServerError | null, message?: string) => void,
-  ): void => {
-    const s = sessions.get(session.id);
-    if (s) s.inData = true;
+  /** One message: Received (and Authentication-Results) header, the sink, then the reply after the final dot. */
+  const receiveMessage = async (s: Session, stream: DataStream): Promise<DataReply> => {
+    s.state.inData = true;
     const receivedAt = now();
-    const envelope = envelopeOf(session, receivedAt);
-    const txId = `${session.id}.${session.transaction}`;
-    const tls = session.tlsOptions ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName ?? session.tlsOptions.name } : undefined;
+    const envelope = buildEnvelope(s.envelope(), { clientAddress: s.remoteAddress, heloName: s.heloName(), authUser: s.user() }, receivedAt);
+    const trace = s.traceFacts();
     const header = buildReceivedHeader({
-      heloName: session.hostNameAppearsAs || '',
-      clientAddress: session.remoteAddress,
-      clientHostname: session.clientHostname,
+      heloName: s.heloName(),
+      clientAddress: s.remoteAddress,
+      clientHostname: trace.clientHostname,
       hostname,
-      protocol: withProtocol(session.openingCommand, session.secure, Boolean(session.user)),
-      tls,
-      id: txId,
+      protocol: withProtocol(trace.openingCommand, s.secure(), s.user() !== undefined),
+      tls: trace.tls,
+      id: `${s.id}.${s.transaction()}`,
       recipients: envelope.recipients.map((r) => r.address),
       date: receivedAt,
     });
-    const tag = s?.spfTag && s.spfTag.transaction === session.transaction ? s.spfTag.results : undefined;
+    const tag = s.state.spfTag && s.state.spfTag.transaction === s.transaction() ? s.state.spfTag.results : undefined;
     // RFC 8601 §5: Authentication-Results goes on top, with the trace fields.
     const authResults = tag ? buildAuthResultsHeader(hostname, tag) : '';
     const msg = openMessageBody(stream, Buffer.from(authResults + header, 'utf8'), contentLimits);
-    const facts = { session: session.id, client: session.remoteAddress, from: envelope.from, recipients: envelope.recipients.length };
-
-    const finish = async (): Promise<void> => {
+    const facts = { session: s.id, client: s.remoteAddress, from: envelope.from, recipients: envelope.recipients.length };
+    try {
       let stored: { id: string } | undefined;
       let failure: unknown;
       try {
-        stored = await acceptWithTimeout(envelope, msg.body, session.id);
+        stored = await acceptWithTimeout(envelope, msg.body, s.id);
       } catch (e) {
         failure = e;
       }
       msg.discard();
       const outcome = await msg.done;
-      if (outcome === 'aborted') {
-        // Nobody to answer. A sink that stored it anyway only leads to a duplicate when the client retries.
-        log.info({ ...facts, stored: stored?.id }, 'client went away during DATA');
-        cb(new Error('client went away'));
-        return;
+      const v = dataVerdict({
+        outcome, stored: stored !== undefined, consumed: msg.consumed(), receivedBytes: stream.byteLength ?? 0, failureKind: sinkErrorKind(failure),
+      }, limits);
+      switch (v.kind) {
+        case 'aborted':
+          // Nobody to answer. A sink that stored it anyway only leads to a duplicate when the client retries.
+          log.info({ ...facts, queueId: stored?.id }, 'client went away during DATA');
+          return { aborted: true };
+        case 'rejected':
+          if (v.storedAnyway) log.error({ ...facts, queueId: stored?.id }, 'sink stored a message although its body failed');
+          metrics.inboundMessages.inc({ result: 'rejected' });
+          return refuse(v.reply, s, { ...facts, size: stream.byteLength, limit: limits.maxMessageSize, maxLineLength: config.maxLineLength, maxHeaderSize: config.maxHeaderSize });
+        case 'accepted':
+          metrics.inboundMessages.inc({ result: 'accepted' });
+          metrics.inboundBytes.inc(msg.bytes());
+          log.info({ ...facts, queueId: stored!.id, size: msg.bytes(), authUser: envelope.authUser, tls: s.secure() }, 'message accepted');
+          return { text: `2.0.0 Ok: queued as ${stored!.id}` };
+        case 'tempfail': {
+          const err = v.unreadBody ? new Error('sink resolved without reading the whole body') : failure;
+          metrics.inboundMessages.inc({ result: 'tempfail' });
+          log.warn({ ...facts, err, kind: sinkErrorKind(err) }, 'sink could not store the message');
+          return refuse(v.reply, s, facts);
+        }
       }
-      const tooBig = outcome === 'too_big' ? REPLIES.tooBig : checkMessageSize(stream.byteLength, limits);
-      const broken = outcome === 'line_too_long' ? REPLIES.lineTooLong : outcome === 'header_too_big' ? REPLIES.headerTooBig : null;
-      if (!tooBig && broken) {
-        if (stored) log.error({ ...facts, queueId: stored.id }, 'sink stored a message although its body failed');
-        metrics.inboundMessages.inc({ result: 'rejected' });
-        cb(reject(broken, session, { ...facts, maxLineLength: config.maxLineLength, maxHeaderSize: config.maxHeaderSize }));
-        return;
-      }
-      if (tooBig) {
-        if (stored) log.error({ ...facts, queueId: stored.id }, 'sink stored an oversized message although its body failed');
-        metrics.inboundMessages.inc({ result: 'rejected' });
-        cb(reject(tooBig, session, { ...facts, size: stream.byteLength, limit: limits.maxMessageSize }));
-        return;
-      }
-      if (stored && msg.consumed()) {
-        metrics.inboundMessages.inc({ result: 'accepted' });
-        metrics.inboundBytes.inc(msg.bytes());
-        log.info({ ...facts, queueId: stored.id, size: msg.bytes(), authUser: envelope.authUser, tls: session.secure }, 'message accepted');
-        cb(null, `2.0.0 Ok: queued as ${stored.id}`);
-        return;
-      }
-      if (stored) failure = new Error('sink resolved without reading the whole body');
-      const kind = sinkErrorKind(failure);
-      const r = sinkFailureReply(kind);
-      metrics.inboundMessages.inc({ result: 'tempfail' });
-      log.warn({ ...facts, err: failure, kind }, 'sink could not store the message');
-      cb(reject(r, session, facts));
-    };
-    finish()
-      .catch((err: unknown) => {
-        log.error({ ...facts, err }, 'inbound DATA handler failed');
-        cb(smtpError(REPLIES.spoolError));
-      })
-      .finally(() => {
-        if (s) s.inData = false;
-        const wake = dataEnded;
-        dataEnded = [];
-        for (const w of wake) w();
-        if (draining && s) setImmediate(() => kickIfIdle(s));
-      });
+    } catch (err) {
+      log.error({ ...facts, err }, 'inbound DATA handler failed');
+      return { refuse: REPLIES.spoolError };
+    }
   };
 
-  const libLog = opts.log.child({ component: 'smtp-server' });
-  // smtp-server logs every connection at info; ours are the lines that matter, so its go one level down.
-  const libLogger = {
-    trace: libLog.trace.bind(libLog), debug: libLog.trace.bind(libLog), info: libLog.debug.bind(libLog),
-    warn: libLog.debug.bind(libLog), error: libLog.debug.bind(libLog), fatal: libLog.warn.bind(libLog),
-  };
-
-  const options: SMTPServerOptions = {
-    name: hostname,
-    banner: 'mailrelay',
-    secure: config.implicitTls,
-    ...(tlsState ? { key: tlsState.key, cert: tlsState.cert } : {}),
-    size: config.maxMessageSize,
-    hideSize: false,
-    hideENHANCEDSTATUSCODES: false,
-    hideDSN: false,
-    hidePIPELINING: false,
-    hide8BITMIME: false,
-    hideSMTPUTF8: false,
-    hideREQUIRETLS: true,
-    authMethods: ['PLAIN', 'LOGIN'],
-    authOptional: true,
-    // Enforced per session by setAuthAvailability (RFC 4954 §4); smtp-server's own check
-    // is global and only applies when STARTTLS is configured.
-    allowInsecureAuth: true,
-    disabledCommands: baseDisabled,
-    // The limits are enforced in onConnect (with enhanced codes, per IP). Connections still
-    // in smtp-server's pre-greeting phase (early-talker delay, reverse DNS) are not counted
-    // there yet; this backstop bounds a flood of those. Its 421 carries no enhanced code,
-    // which RFC 2034 §3 allows in place of a greeting.
+  const proxyConfig = config.proxyProtocol;
+  const proxyTrusted = proxyConfig ? networkMatcher(proxyConfig.trustedNetworks) : undefined;
+  const listener = createSmtpListener<SessionState>({
+    hostname,
+    implicitTls: config.implicitTls,
+    tls: tlsState ? { key: tlsState.key, cert: tlsState.cert } : undefined,
+    auth: users !== undefined,
+    maxMessageSize: config.maxMessageSize,
     maxClients: config.maxConnections * 2,
-    socketTimeout: config.socketTimeout * 1000,
-    closeTimeout: 10_000,
-    disableReverseLookup: opts.reverseDns === false,
-    ...(opts.reverseDns ? { resolver: opts.reverseDns } : {}),
-    logger: libLogger,
-    onConnect, onClose, onSecure, onAuth, onMailFrom, onRcptTo, onData,
-  };
-  if (config.implicitTls && !tlsState) throw new Error('inbound.implicitTls needs inbound.tls.certFile and keyFile');
-  const server = new InboundSMTPServer(options);
-  server.onConnection = hookConnection;
-  server.on('error', (err: Error) => {
-    // Errors of single connections (resets, failed handshakes); the listener itself reports through listen().
-    log.debug({ err }, 'smtp connection error');
-  });
+    socketTimeoutMs: config.socketTimeout * 1000,
+    // Cached: a relay's few clients connect again and again, often once per message.
+    reverseDns: opts.reverseDns === false ? false : cachingReverseResolver(opts.reverseDns ?? systemReverse),
+    libraryLog: opts.log.child({ component: 'smtp-server' }),
+    proxy: proxyConfig && proxyTrusted ? {
+      trusted: proxyTrusted,
+      headerTimeoutMs: proxyConfig.headerTimeout * 1000,
+      refused: (peer, why, detail) => {
+        metrics.inboundProxyRefusals.inc({ reason: why });
+        log.warn({ peer, reason: why, detail }, why === 'untrusted_source'
+          ? 'refused a PROXY header from a peer outside proxyProtocol.trustedNetworks'
+          : 'refused a connection from a trusted load balancer: no valid PROXY header');
+      },
+    } : undefined,
+  }, handlers);
 
-  await new Promise<void>((resolve, reject_) => {
-    server.server.once('error', reject_);
-    server.listen(config.port, config.host, () => {
-      server.server.off('error', reject_);
-      resolve();
-    });
-  });
-  const addr = server.server.address();
-  const port = addr && typeof addr === 'object' ? addr.port : config.port;
-  log.info({ host: config.host, port, implicitTls: config.implicitTls, starttls: Boolean(tlsFiles) && !config.implicitTls, auth: Boolean(users) },
-    'inbound SMTP listening');
+  const port = await listener.listen(config.port, config.host);
+  log.info({
+    host: config.host, port, implicitTls: config.implicitTls, starttls: Boolean(tlsFiles) && !config.implicitTls, auth: Boolean(users),
+    greetingDelayMs, proxyProtocol: proxyConfig ? proxyConfig.trustedNetworks : false,
+  }, 'inbound SMTP listening');
 
   // cert-manager renews the certificate in place (Secret update, symlink swap): pick it up.
   let tlsTimer: NodeJS.Timeout | undefined;
@@ -646,7 +478,7 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
         if (next.fingerprint === tlsState?.fingerprint) return;
         // Half-written renewals (new key, old cert) throw here, before smtp-server's options are touched.
         createSecureContext({ key: next.key, cert: next.cert });
-        server.updateSecureContext({ key: next.key, cert: next.cert });
+        listener.updateTls({ key: next.key, cert: next.cert });
         tlsState = next;
         log.info({ certFile: tlsFiles.certFile }, 'TLS certificate reloaded');
       }).catch((err: unknown) => log.warn({ err }, 'TLS certificate reload failed; keeping the current one'));
@@ -661,31 +493,34 @@ export async function startInbound(opts: StartInboundOptions): Promise<InboundSe
       if (draining) return;
       draining = true;
       log.info({ sessions: counted }, 'inbound draining: refusing new sessions and transactions');
-      for (const s of sessions.values()) kickIfIdle(s);
+      for (const s of sessions) kickIfIdle(s);
+    },
+    resumeAccepting() {
+      if (closing) return false;
+      if (draining) log.info('inbound accepting again');
+      draining = false;
+      return true;
     },
     close(graceMs = 10_000) {
       closing ??= (async () => {
         draining = true;
         if (tlsTimer) clearInterval(tlsTimer);
-        const shut = (s: SessionState): void => {
-          if (!s.conn._closing && !s.conn._closed) s.conn.send(421, replyMessage(REPLIES.shuttingDown));
-        };
-        for (const s of sessions.values()) if (!s.inData) shut(s);
+        for (const s of sessions) if (!s.state.inData) s.end(REPLIES.shuttingDown);
         // A 421 in place of the 250 for a message the sink then stores makes the client send it twice.
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([noDataInFlight(), new Promise<void>((resolve) => {
           timer = setTimeout(resolve, graceMs);
         })]);
         clearTimeout(timer);
-        for (const s of sessions.values()) shut(s);
+        for (const s of sessions) s.end(REPLIES.shuttingDown);
         await Promise.allSettled([...pendingAccepts]);
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await listener.close();
         log.info('inbound SMTP closed');
       })();
       return closing;
     },
     sessions: () => counted,
-    transactions: () => [...sessions.values()].filter((s) => s.counted && !isIdle(s)).length,
+    transactions: () => [...sessions].filter((s) => s.state.counted && !isIdle(s)).length,
     spf,
   };
 }

@@ -41,6 +41,8 @@ export interface StsPolicySource {
 /** One recipient's result, with the host that gave it. */
 export interface DeliveryResult extends RecipientResult {
   host: string | null;
+  /** Where it was delivered or tried, as Postfix logs it: host[address]:port. */
+  relay?: string;
 }
 
 /** Engine settings (the relay config's `delivery` section, in engine units). */
@@ -313,6 +315,8 @@ export class DeliveryEngine {
               note: f?.message ?? (err as Error).message,
               ...(f?.status ? { status: f.status } : {}),
             };
+            // No connection is an attempt that delivered to nobody: an outage must show there.
+            this.opts.metrics?.deliveryAttempts.inc({ result: stopReason.verdict.status === 'failed' ? 'failed' : 'deferred' });
             break;
           }
         }
@@ -342,8 +346,8 @@ export class DeliveryEngine {
         const step = applyResult(plan, batch, r);
         plan = step.plan;
         if (step.confirmed !== null) this.learn(key, step.confirmed);
-        const host = conn.target.host;
-        await settle(step.settled.map((x) => ({ ...x.result, host })));
+        const t = conn.target;
+        await settle(step.settled.map((x) => ({ ...x.result, host: t.host, relay: `${t.host}[${t.address}]:${t.port}` })));
         // A server that refused a RCPT for now (other than "too many", which is retried right
         // here) may be counting recipients per connection: haraka-plugin-limit answers 450
         // to every RCPT past its limit on the connection. Never hand such a connection to

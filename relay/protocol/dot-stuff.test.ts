@@ -57,3 +57,33 @@ test('property: any body split anywhere round-trips through unstuff to its CRLF-
     { numRuns: 500 },
   );
 });
+
+test('property: CRLF-clean bodies (the pass-through path) and mixed ones give exactly the reference encoding, however split', () => {
+  // Mostly clean CRLF lines, so whole chunks take the copy-free path, with dots, bare CR/LF
+  // and chunk ends inside a CRLF mixed in now and then.
+  const piece = fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom('Subject: x\r\n', 'plain line\r\n', '\r\n', 'x'.repeat(70) + '\r\n') },
+    { weight: 1, arbitrary: fc.constantFrom('.dot first\r\n', '..\r\n', '.\r\n', 'bare lf\n', 'bare\rcr', 'tail\r') },
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 40 }), fc.array(fc.nat(300), { maxLength: 8 }), fc.boolean(), (pieces, cuts, stuff) => {
+      const body = Buffer.from(pieces.join(''), 'latin1');
+      const s = new DotStuffer({ stuff });
+      const out: Buffer[] = [];
+      let pos = 0;
+      for (const c of cuts) {
+        const end = Math.min(body.length, pos + c);
+        out.push(s.push(body.subarray(pos, end)));
+        pos = end;
+      }
+      out.push(s.push(body.subarray(pos)), s.end());
+      let expected = body.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+      if (expected.length > 0 && !expected.endsWith('\r\n')) expected += '\r\n';
+      if (stuff) expected = `${expected.replace(/(^|\r\n)\./g, '$1..')}.\r\n`;
+      const wire = Buffer.concat(out);
+      assert.equal(wire.toString('latin1'), expected);
+      assert.equal(s.bytesOut, wire.length);
+    }),
+    { numRuns: 2000 },
+  );
+});

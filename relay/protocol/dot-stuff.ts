@@ -26,8 +26,10 @@ export class DotStuffer {
     return this.total;
   }
 
-  /** Encodes one chunk. */
+  /** Encodes one chunk. The result may be `chunk` itself (see passThrough): the caller must not change it afterwards. */
   push(chunk: Uint8Array): Buffer {
+    const clean = this.passThrough(chunk);
+    if (clean) return clean;
     // Worst case: every byte is a bare LF/CR (2 bytes out) or a line-leading dot (2 bytes).
     const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
     const src = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
@@ -71,6 +73,38 @@ export class DotStuffer {
     }
     this.total += o;
     return out.subarray(0, o);
+  }
+
+  /**
+   * The common case, without a copy: a chunk in which every line ends in CRLF, no CR stands
+   * alone and (when stuffing) no line starts with a dot comes out as it went in. Bodies
+   * from the spool are like that: inbound stored them with CRLF line endings only. Two
+   * native searches per line, no per-line copy, no allocation; null when the chunk needs
+   * the general encoder (which then starts from the same state).
+   */
+  private passThrough(chunk: Uint8Array): Buffer | null {
+    const n = chunk.length;
+    if (this.pendingCR || n === 0) return null;
+    const src = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, n);
+    const stuff = this.opts.stuff;
+    if (stuff && this.atLineStart && src[0] === DOT) return null;
+    let pos = 0;
+    for (;;) {
+      const lf = src.indexOf(LF, pos);
+      const cr = src.indexOf(CR, pos);
+      if (lf === -1) {
+        // The rest is part of a line: fine unless it holds a CR (bare, or one whose LF may be in the next chunk).
+        if (cr !== -1) return null;
+        break;
+      }
+      // The only CR before this LF must be the one right before it.
+      if (lf === 0 || cr !== lf - 1) return null;
+      if (stuff && lf + 1 < n && src[lf + 1] === DOT) return null;
+      pos = lf + 1;
+    }
+    this.atLineStart = src[n - 1] === LF;
+    this.total += n;
+    return src;
   }
 
   /** Flushes a trailing CR and makes sure the body ends with CRLF; with `terminate`, appends ".\r\n". */

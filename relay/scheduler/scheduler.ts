@@ -3,12 +3,17 @@
 // permanent failures and expiries into DSNs. Nothing that got a 250 is dropped: every
 // recipient ends delivered or bounced (or expired, which bounces too).
 import type { RelayMetrics } from '../metrics.ts';
-import type { DeliveryEngine } from '../outbound/engine.ts';
+import type { DeliveryEngine, DeliveryResult } from '../outbound/engine.ts';
 import type { Spool } from '../spool/index.ts';
 import type { QueuedMessage, RecipientState, RecipientUpdate, SpoolRecipient } from '../spool/record.ts';
 import { buildDsn, dsnBodyType, shouldNotify } from '../dsn/index.ts';
 import type { DsnRecipient } from '../dsn/types.ts';
 import { type RetryPolicy, attemptsOf, expiredState, isExpired, nextState } from './backoff.ts';
+import { deliveryLine, statusOfReply } from './delivery-line.ts';
+import { messageIdOf } from '../inbound/message-id.ts';
+
+/** Where a recipient's result came from: the host (for a DSN's Remote-MTA) and host[IP]:port (for the log). */
+type Origin = Pick<DeliveryResult, 'host' | 'relay'>;
 
 /** Logger subset the scheduler uses (pino fits). */
 export interface SchedulerLog {
@@ -39,12 +44,25 @@ export interface SchedulerOptions {
 /** How long a message whose processing threw is left alone before it is tried again. */
 export const ERROR_COOLDOWN_MS = 30_000;
 
+/** The reply recorded for recipients an administrator deleted with a bounce (`queue delete --dsn`); its DSN status is 5.0.0. */
+export const ADMIN_DELETE_REPLY = 'deleted from the queue by an administrator';
+
+/** An administrator's change could not wait for the delivery of the message in flight. */
+export class MessageBusyError extends Error {
+  constructor(readonly id: string) {
+    super(`${id} is being delivered right now; try again when the attempt is over`);
+    this.name = 'MessageBusyError';
+  }
+}
+
 const silent: SchedulerLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Runs the delivery loop over a spool. */
 export class Scheduler {
   private inflight = new Map<string, Promise<void>>();
   private cooldown = new Map<string, number>();
+  // Messages an administrator's change is working on: never picked meanwhile.
+  private locked = new Map<string, number>();
   private running = false;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
@@ -99,6 +117,7 @@ export class Scheduler {
   private busy(): Set<string> {
     const now = this.clock();
     const out = new Set(this.inflight.keys());
+    for (const id of this.locked.keys()) out.add(id);
     for (const [id, until] of this.cooldown) {
       if (until <= now) this.cooldown.delete(id);
       else out.add(id);
@@ -135,7 +154,7 @@ export class Scheduler {
         // The message stays queued, but an error that repeats (an unreadable record, a bug)
         // must not turn into a hot loop: leave this message alone for a while.
         this.cooldown.set(id, this.clock() + ERROR_COOLDOWN_MS);
-        this.log.error({ id, err: (err as Error).message, retryInMs: ERROR_COOLDOWN_MS }, 'delivery of message failed; it stays queued');
+        this.log.error({ queueId: id, err: (err as Error).message, retryInMs: ERROR_COOLDOWN_MS }, 'delivery of message failed; it stays queued');
       })
       .finally(() => {
         this.inflight.delete(id);
@@ -143,6 +162,72 @@ export class Scheduler {
       });
     this.inflight.set(id, p);
     return p;
+  }
+
+  /** True while a delivery of the message runs. */
+  delivering(id: string): boolean {
+    return this.inflight.has(id);
+  }
+
+  /**
+   * Runs an administrator's change to one message (queue hold, release, retry, delete) while
+   * no delivery of it runs: the loop does not pick it meanwhile, and a delivery in flight is
+   * waited for, up to waitMs (then MessageBusyError), so its results are never recorded on
+   * top of the change (a delete then a late "delivered" would be refused by the spool).
+   */
+  async exclusive<T>(id: string, run: () => Promise<T>, waitMs = 30_000): Promise<T> {
+    this.locked.set(id, (this.locked.get(id) ?? 0) + 1);
+    try {
+      const running = this.inflight.get(id);
+      if (running !== undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        const done = await Promise.race([running.then(() => true), new Promise<boolean>((r) => { timer = setTimeout(() => r(false), waitMs); })]);
+        clearTimeout(timer);
+        if (!done) throw new MessageBusyError(id);
+      }
+      return await run();
+    } finally {
+      const n = (this.locked.get(id) ?? 1) - 1;
+      if (n <= 0) this.locked.delete(id);
+      else this.locked.set(id, n);
+      this.kick();
+    }
+  }
+
+  /**
+   * `queue retry` (Postfix's flush): every deferred recipient of the message (of one
+   * destination, if given) is due now. Returns what it did; call inside exclusive().
+   */
+  async retryNow(id: string, destination?: (address: string) => boolean): Promise<'retrying' | 'held' | 'nothing_deferred'> {
+    const msg = await this.o.spool.load(id);
+    if (msg.heldAt !== undefined) return 'held';
+    const now = this.clock();
+    const updates: RecipientUpdate[] = [];
+    for (const r of msg.recipients) {
+      if (r.state.state === 'deferred' && (destination === undefined || destination(r.address))) {
+        updates.push({ address: r.address, state: { ...r.state, nextAttemptAt: now } });
+      }
+    }
+    const pendingNow = msg.recipients.some((r) => r.state.state === 'pending' && (destination === undefined || destination(r.address)));
+    if (updates.length === 0) return pendingNow ? 'retrying' : 'nothing_deferred';
+    await this.o.spool.updateRecipients(id, updates);
+    this.cooldown.delete(id);
+    return 'retrying';
+  }
+
+  /**
+   * `queue delete --dsn`: every recipient not yet delivered or failed fails as deleted by an
+   * administrator, through the same path as any permanent failure (DSNs first, as each
+   * recipient's NOTIFY asks; then the states), so the message completes. Call inside exclusive().
+   */
+  async failAll(id: string): Promise<number> {
+    const msg = await this.o.spool.load(id);
+    const now = this.clock();
+    const updates: RecipientUpdate[] = msg.recipients
+      .filter((r) => r.state.state === 'pending' || r.state.state === 'deferred')
+      .map((r) => ({ address: r.address, state: { state: 'failed', at: now, reply: ADMIN_DELETE_REPLY, attempts: attemptsOf(r.state), reason: 'permanent' } }));
+    if (updates.length > 0) await this.settle(msg, updates, new Map());
+    return updates.length;
   }
 
   private async process(id: string): Promise<void> {
@@ -162,7 +247,7 @@ export class Scheduler {
     }
 
     const byAddress = new Map(due.map((r) => [r.address, r]));
-    const hosts = new Map<string, string | null>();
+    const hosts = new Map<string, Origin>();
     // Recipients deferred in this attempt are retried together (one jitter draw per attempt,
     // and every later deferral takes the first one's time): per-recipient jitter would split
     // one message into one transaction per recipient at the next attempt.
@@ -187,7 +272,7 @@ export class Scheduler {
         const prev = byAddress.get(r.address);
         if (!prev) continue;
         byAddress.delete(r.address);
-        hosts.set(r.address, r.host);
+        hosts.set(r.address, r);
         let state = nextState(prev.state, r, msg.receivedAt, t, this.o.retry, () => draw);
         if (state.state === 'deferred') {
           if (retryAt === null) retryAt = state.nextAttemptAt;
@@ -203,14 +288,15 @@ export class Scheduler {
    * Sends the DSNs an update calls for FIRST (a crash then means a duplicate notice, never a
    * lost one), then records the states durably, then counts them.
    */
-  private async settle(msg: QueuedMessage, updates: RecipientUpdate[], hosts: Map<string, string | null>): Promise<void> {
+  private async settle(msg: QueuedMessage, updates: RecipientUpdate[], hosts: Map<string, Origin>): Promise<void> {
     const now = this.clock();
     const rcpt = new Map(msg.recipients.map((r) => [r.address, r]));
     const failed: DsnRecipient[] = [];
     const delayed: DsnRecipient[] = [];
     for (const u of updates) {
       const r = rcpt.get(u.address)!;
-      const remoteMta = hosts.get(u.address) ? `dns; ${hosts.get(u.address)}` : undefined;
+      const host = hosts.get(u.address)?.host;
+      const remoteMta = host ? `dns; ${host}` : undefined;
       if (u.state.state === 'failed' && shouldNotify(r.notify, 'failed')) {
         failed.push(dsnRecipient(r, u.state, 'failed', remoteMta));
       } else if (
@@ -229,12 +315,11 @@ export class Scheduler {
     const result = await this.o.spool.updateRecipients(msg.id, updates);
     this.observe(msg, updates, now);
     for (const u of updates) {
-      const st = u.state;
-      const line = { id: msg.id, rcpt: u.address, state: st.state, reply: 'reply' in st ? st.reply : st.state === 'deferred' ? st.lastReply : undefined, attempts: attemptsOf(st) };
-      if (st.state === 'failed' || st.state === 'deferred') this.log.warn(line, 'delivery outcome');
-      else this.log.info(line, 'delivery outcome');
+      const line = deliveryLine(msg, u, hosts.get(u.address)?.relay, now);
+      if (line.status === 'sent') this.log.info(line, 'delivery outcome');
+      else this.log.warn(line, 'delivery outcome');
     }
-    if (result.completed) this.log.info({ id: msg.id }, 'message complete, removed from spool');
+    if (result.completed) this.log.info({ queueId: msg.id }, 'message complete, removed from spool');
   }
 
   private async sendDsn(msg: QueuedMessage, recipients: DsnRecipient[]): Promise<void> {
@@ -250,12 +335,13 @@ export class Scheduler {
       originalMessage: this.o.spool.openBody(msg.id),
       now: this.clock(),
     });
+    const messageId = messageIdOf(bytes);
     const dsn = await this.o.spool.accept(
-      { from: '', recipients: [{ address: msg.from }], receivedAt: this.clock(), bodyType: dsnBodyType(bytes) },
+      { from: '', recipients: [{ address: msg.from }], receivedAt: this.clock(), bodyType: dsnBodyType(bytes), ...(messageId ? { messageId } : {}) },
       bytes,
     );
     this.o.metrics?.dsnSent.inc({ type: kind });
-    this.log.info({ id: dsn.id, for: msg.id, type: kind, to: msg.from, recipients: recipients.length }, 'DSN queued');
+    this.log.info({ queueId: msg.id, dsnQueueId: dsn.id, type: kind, to: msg.from, recipients: recipients.length }, 'DSN queued');
     this.kick();
   }
 
@@ -279,9 +365,7 @@ export class Scheduler {
 function dsnRecipient(r: SpoolRecipient, s: RecipientState, action: 'failed' | 'delayed', remoteMta: string | undefined): DsnRecipient {
   const reply = s.state === 'failed' ? s.reply : s.state === 'deferred' ? s.lastReply : '';
   // The status is the reply's enhanced code when it has one, else derived from its class.
-  const enh = /^(?:\d{3} )?([245]\.\d{1,3}\.\d{1,3})/.exec(reply)?.[1];
-  const code = /^([245])\d\d/.exec(reply)?.[1];
-  const status = enh ?? (code ? `${code}.0.0` : action === 'failed' ? '5.0.0' : '4.0.0');
+  const status = statusOfReply(reply, action === 'failed' ? '5.0.0' : '4.0.0');
   return {
     address: r.address,
     orcpt: r.orcpt,

@@ -2,6 +2,7 @@
 // go through SpoolFs so tests can inject faults at any step; byte layouts live in record.ts.
 
 import * as nodefs from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { SEGMENT_HEADER_SIZE, crc32, encodeSegmentHeader } from './record.ts';
 import { CorruptRecordError } from './errors.ts';
@@ -32,6 +33,33 @@ function cbVoid(run: (done: (err: NodeJS.ErrnoException | null) => void) => void
   return new Promise<void>((resolve, reject) => run((err) => (err ? reject(err) : resolve())));
 }
 
+/**
+ * mkdir -p, one component at a time. Node 20's own recursive mkdir loops forever where a
+ * parent exists but refuses new entries with ENOENT (e.g. under /proc); this fails with
+ * the errno of the first component that cannot be created, and its path.
+ */
+export async function mkdirp(path: string): Promise<void> {
+  const abs = resolve(path);
+  const one = (p: string) => cbVoid((d) => nodefs.mkdir(p, (e) => d(e)));
+  const isDir = (p: string) => cb<nodefs.Stats>((d) => nodefs.stat(p, d)).then((st) => st.isDirectory(), () => false);
+  try {
+    await one(abs);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && await isDir(abs)) return;
+    if (code !== 'ENOENT' || dirname(abs) === abs) throw e;
+  }
+  // Bounded: each level recurses on a strictly shorter path, and tries its own mkdir once more.
+  await mkdirp(dirname(abs));
+  try {
+    await one(abs);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST' && await isDir(abs)) return;
+    throw e;
+  }
+}
+
 // The callback API with numeric fds: cheaper per call than fs/promises FileHandles.
 /** The real file system. */
 export const nodeFs: SpoolFs = {
@@ -46,7 +74,7 @@ export const nodeFs: SpoolFs = {
   rename: (from, to) => cbVoid((d) => nodefs.rename(from, to, d)),
   unlink: (path) => cbVoid((d) => nodefs.unlink(path, d)),
   readdir: (path) => cb<string[]>((d) => nodefs.readdir(path, d)),
-  mkdir: (path) => cbVoid((d) => nodefs.mkdir(path, { recursive: true }, (e) => d(e))),
+  mkdir: mkdirp,
   space: (path) => cb<nodefs.StatsFs>((d) => nodefs.statfs(path, d)).then((st) => ({ free: st.bavail * st.bsize, total: st.blocks * st.bsize })),
 };
 

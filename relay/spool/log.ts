@@ -6,7 +6,7 @@
 // caller pays one write + one fdatasync and waits for nobody.
 //
 // Space: each segment counts the live references the index holds into it (message records
-// and latest state records). Segments are deleted strictly oldest-first and only when
+// and latest state records), and their bytes, which decide when compaction pays off. Segments are deleted strictly oldest-first and only when
 // unreferenced, so a 'done' record is never deleted while an older segment still holds the
 // message record it cancels (deleting out of order could resurrect a delivered message).
 
@@ -36,6 +36,21 @@ export function parseSegmentName(name: string): number | undefined {
   return /^[0-9a-f]{16}\.seg$/.test(name) ? parseInt(name.slice(0, 16), 16) : undefined;
 }
 
+/** Largest segment: the ADR 0002 default, for volumes of 1 GiB and more. */
+export const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Smallest segment a volume size can ask for. */
+export const MIN_SEGMENT_BYTES = 64 * 1024;
+
+/**
+ * The segment size for a volume of totalBytes: a sixteenth of it, between 64 KiB and
+ * 64 MiB. Space comes back a whole segment at a time, so on a small volume a 64 MiB
+ * segment would hold all of it (issue 13: a 2 MiB spool never freed its only segment).
+ */
+export function segmentSizeFor(totalBytes: number): number {
+  if (!(totalBytes > 0)) return MAX_SEGMENT_BYTES;
+  return Math.max(MIN_SEGMENT_BYTES, Math.min(MAX_SEGMENT_BYTES, Math.floor(totalBytes / 16)));
+}
+
 /** One segment file. */
 export interface Segment {
   readonly seq: number;
@@ -45,8 +60,10 @@ export interface Segment {
   size: number;
   /** References held by index entries (and by appends not yet claimed). */
   live: number;
-  /** Records ever written to it (for the compaction policy). */
+  /** Records ever written to it. */
   records: number;
+  /** Bytes of the records still referenced (the compaction policy: relocating them frees the rest). */
+  liveBytes: number;
   /** Reads in progress; the fd is closed only when this drops to 0 after deletion. */
   readers: number;
   /** No more appends (full, failed, or recovered from a previous run). */
@@ -106,9 +123,31 @@ export class SegmentLog {
 
   constructor(private readonly fs: SpoolFs, private readonly dir: string, private readonly opts: SegmentLogOptions) {}
 
+  /** The size at which the active segment is sealed and a new one started. */
+  get maxSegmentBytes(): number {
+    return this.opts.maxSegmentBytes;
+  }
+
+  set maxSegmentBytes(bytes: number) {
+    this.opts.maxSegmentBytes = bytes;
+  }
+
+  /**
+   * Seals the active segment early if it is mostly dead (every record delivered, or fewer
+   * than half still referenced), so reclaim() can delete it or compaction can empty it;
+   * the next append starts a fresh segment. For when space is short: otherwise the active
+   * segment keeps the space of delivered mail until it fills up. Returns whether it sealed.
+   */
+  retireActive(): boolean {
+    const seg = this.active;
+    if (seg === undefined || seg.records === 0 || !(seg.live === 0 || seg.liveBytes * 2 < seg.size)) return false;
+    this.seal(seg);
+    return true;
+  }
+
   /** Registers a segment found by recovery (sealed: a new run never appends to old segments). */
   adopt(seq: number, fd: number, size: number, records: number): Segment {
-    const seg: Segment = { seq, path: join(this.dir, segmentName(seq)), fd, size, live: 0, records, readers: 0, sealed: true, deleted: false };
+    const seg: Segment = { seq, path: join(this.dir, segmentName(seq)), fd, size, live: 0, records, liveBytes: 0, readers: 0, sealed: true, deleted: false };
     this.segments.set(seq, seg);
     if (seq >= this.nextSeq) this.nextSeq = seq + 1;
     return seg;
@@ -130,19 +169,21 @@ export class SegmentLog {
     });
   }
 
-  /** Adds a live reference to the segment holding loc. */
-  ref(loc: number): void {
+  /** Adds a live reference to the record of `bytes` at loc. */
+  ref(loc: number, bytes: number): void {
     const seg = this.segments.get(locSeq(loc));
     if (seg === undefined || seg.deleted) throw new Error(`spool: reference to missing segment ${locSeq(loc)}`);
     seg.live++;
+    seg.liveBytes += bytes;
   }
 
-  /** Drops a live reference; unreferenced segments at the old end are then deleted. */
-  unref(loc: number): void {
+  /** Drops a live reference to the record of `bytes` at loc; unreferenced segments at the old end are then deleted. */
+  unref(loc: number, bytes: number): void {
     if (loc < 0) return;
     const seg = this.segments.get(locSeq(loc));
     if (seg === undefined) return;
     seg.live--;
+    seg.liveBytes -= bytes;
     if (seg.live === 0 && seg !== this.active) this.scheduleReclaim();
   }
 
@@ -320,6 +361,7 @@ export class SegmentLog {
     seg.size = base + data.length;
     seg.records += batch.length;
     seg.live += batch.length; // one reference per record, owned by its appender
+    seg.liveBytes += data.length;
     this.counters.batches++;
     this.counters.records += batch.length;
     if (batch.length > this.counters.maxBatch) this.counters.maxBatch = batch.length;
@@ -354,7 +396,7 @@ export class SegmentLog {
         throw e;
       }
     }
-    const seg: Segment = { seq, path, fd, size: FIRST_RECORD_OFFSET, live: 0, records: 0, readers: 0, sealed: false, deleted: false };
+    const seg: Segment = { seq, path, fd, size: FIRST_RECORD_OFFSET, live: 0, records: 0, liveBytes: 0, readers: 0, sealed: false, deleted: false };
     this.segments.set(seq, seg);
     this.active = seg;
     return seg;

@@ -18,12 +18,15 @@ export interface IndexEntry {
   msgLoc: number;
   /** Owner-managed: log location of the latest state record, -1 if none. */
   stateLoc: number;
+  /** Owner-managed: byte lengths of those two records (the log counts live bytes per segment). */
+  msgLen: number;
+  stateLen: number;
 }
 
 /** Counts for metrics and the operator's status. */
 export interface IndexStats {
   messages: number;
-  byState: { queued: number; deferred: number };
+  byState: { queued: number; deferred: number; held: number };
   /** ms epoch of the oldest message still queued or deferred; undefined when empty. */
   oldestReceivedAt: number | undefined;
   /**
@@ -42,8 +45,7 @@ function before(a: IndexEntry, b: IndexEntry): boolean {
 export class QueueIndex {
   private readonly byId = new Map<string, IndexEntry>();
   private readonly heap: IndexEntry[] = [];
-  private queued = 0;
-  private deferred = 0;
+  private readonly counts = { queued: 0, deferred: 0, held: 0 };
   // Cached minimum of receivedAt; recomputed lazily when the entry holding it leaves.
   private oldest: IndexEntry | undefined;
   private oldestStale = false;
@@ -74,18 +76,18 @@ export class QueueIndex {
     }
     const e = this.byId.get(id);
     if (e === undefined) {
-      const entry: IndexEntry = { id, receivedAt, dueAt, kind, pos: this.heap.length, msgLoc: -1, stateLoc: -1 };
+      const entry: IndexEntry = { id, receivedAt, dueAt, kind, pos: this.heap.length, msgLoc: -1, stateLoc: -1, msgLen: 0, stateLen: 0 };
       this.byId.set(id, entry);
       this.heap.push(entry);
       this.up(entry.pos);
-      if (kind === 'queued') this.queued++;
-      else this.deferred++;
+      this.counts[kind]++;
       if (!this.oldestStale && (this.oldest === undefined || receivedAt < this.oldest.receivedAt)) this.oldest = entry;
       if (kind === 'queued') this.noteQueued(entry);
       return entry;
     }
     if (e.kind !== kind) {
-      if (kind === 'queued') { this.queued++; this.deferred--; } else { this.deferred++; this.queued--; }
+      this.counts[e.kind]--;
+      this.counts[kind]++;
       e.kind = kind;
       if (kind === 'queued') this.noteQueued(e);
       else if (this.oldestQueued === e) this.staleQueued();
@@ -104,8 +106,7 @@ export class QueueIndex {
     const e = this.byId.get(id);
     if (e === undefined) return false;
     this.byId.delete(id);
-    if (e.kind === 'queued') this.queued--;
-    else this.deferred--;
+    this.counts[e.kind]--;
     const last = this.heap.pop();
     if (last !== undefined && last !== e) {
       this.heap[e.pos] = last;
@@ -175,7 +176,7 @@ export class QueueIndex {
     }
     return {
       messages: this.byId.size,
-      byState: { queued: this.queued, deferred: this.deferred },
+      byState: { ...this.counts },
       oldestReceivedAt: this.oldest?.receivedAt,
       oldestQueuedReceivedAt: this.oldestQueued?.receivedAt,
     };

@@ -16,8 +16,10 @@
 //  24+J  B bytes of body, exactly as received (after dot-unstuffing)
 //
 // JSON parts:
-//   message  { id, env: Envelope, st?: Snapshot, ext?: { len, crc } }  (ext: body in bodies/<id>)
-//   state    { id, st: Snapshot }     the full set of non-pending recipient states
+//   message  { id, env: Envelope, st?: Snapshot, ext?: { len, crc }, h? }  (ext: body in bodies/<id>)
+//   state    { id, st: Snapshot, h? }  the full set of non-pending recipient states
+//            h: ms epoch at which an administrator held the message (absent: not held). An
+//            older reader drops the unknown key, so a downgrade releases held mail, never loses it.
 //   done     { id }                   every recipient final, or purged: forget the message
 // A Snapshot lists every recipient that is not plain pending: [{ a: address, s: state, d?: delayNotified }].
 //
@@ -64,6 +66,8 @@ export interface Envelope {
   envid?: string;
   smtputf8?: boolean;
   bodyType?: '7BIT' | '8BITMIME';
+  /** The message's Message-ID header, "<...>", for log lines (absent if it had none). */
+  messageId?: string;
 }
 
 /** A message as stored: envelope, body size in bytes, and every recipient's current state. */
@@ -71,6 +75,8 @@ export interface QueuedMessage extends Envelope {
   id: string;
   size: number;
   recipients: SpoolRecipient[];
+  /** Set while an administrator holds the message (`mailrelay queue hold`): when, in ms since the epoch. */
+  heldAt?: number;
 }
 
 /** One recipient's new state, as passed to updateRecipients and stored in snapshots. */
@@ -89,8 +95,8 @@ export interface ExternalBody {
 
 /** The decoded JSON part of a record. */
 export type RecordHead =
-  | { type: 'message'; id: string; envelope: Envelope; snapshot?: RecipientUpdate[]; external?: ExternalBody }
-  | { type: 'state'; id: string; snapshot: RecipientUpdate[] }
+  | { type: 'message'; id: string; envelope: Envelope; snapshot?: RecipientUpdate[]; external?: ExternalBody; held?: number }
+  | { type: 'state'; id: string; snapshot: RecipientUpdate[]; held?: number }
   | { type: 'done'; id: string };
 
 // ---- schemas -------------------------------------------------------------------------------
@@ -126,6 +132,7 @@ export const envelopeSchema = z.object({
   envid: z.string().optional(),
   smtputf8: z.boolean().optional(),
   bodyType: z.enum(['7BIT', '8BITMIME']).optional(),
+  messageId: z.string().max(998).optional(),
 }).superRefine((env, ctx) => {
   // Updates name recipients by address, so an address must be unique within a message.
   const seen = new Set<string>();
@@ -141,8 +148,9 @@ const u32 = z.number().int().nonnegative().max(0xffff_ffff);
 const messageJson = z.object({
   id: messageId, env: envelopeSchema, st: snapshotSchema.optional(),
   ext: z.object({ len: z.number().int().nonnegative(), crc: u32 }).optional(),
+  h: msEpoch.optional(),
 });
-const stateJson = z.object({ id: messageId, st: snapshotSchema });
+const stateJson = z.object({ id: messageId, st: snapshotSchema, h: msEpoch.optional() });
 const doneJson = z.object({ id: messageId });
 
 // ---- checksums -----------------------------------------------------------------------------
@@ -238,10 +246,11 @@ export function encodeRecord(head: RecordHead, body?: Uint8Array, bodyCrc?: numb
         id: head.id, env: head.envelope,
         ...(head.snapshot !== undefined && head.snapshot.length > 0 ? { st: snapshotJson(head.snapshot) } : {}),
         ...(head.external !== undefined ? { ext: head.external } : {}),
+        ...(head.held !== undefined ? { h: head.held } : {}),
       };
       break;
     case 'state':
-      json = { id: head.id, st: snapshotJson(head.snapshot) };
+      json = { id: head.id, st: snapshotJson(head.snapshot), ...(head.held !== undefined ? { h: head.held } : {}) };
       break;
     case 'done':
       json = { id: head.id };
@@ -319,12 +328,15 @@ function parseHead(type: RecordHead['type'], json: unknown): RecordHead {
       const head: RecordHead = { type, id: r.data.id, envelope: stripUndefined<Envelope>(r.data.env) };
       if (r.data.st !== undefined) head.snapshot = fromSnapshotJson(r.data.st);
       if (r.data.ext !== undefined) head.external = { len: r.data.ext.len, crc: r.data.ext.crc };
+      if (r.data.h !== undefined) head.held = r.data.h;
       return head;
     }
     case 'state': {
       const r = stateJson.safeParse(json);
       if (!r.success) return fail(r.error.issues);
-      return { type, id: r.data.id, snapshot: fromSnapshotJson(r.data.st) };
+      return r.data.h === undefined
+        ? { type, id: r.data.id, snapshot: fromSnapshotJson(r.data.st) }
+        : { type, id: r.data.id, snapshot: fromSnapshotJson(r.data.st), held: r.data.h };
     }
     case 'done': {
       const r = doneJson.safeParse(json);

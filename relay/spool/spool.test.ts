@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { Spool } from './spool.ts';
 import type { SpoolOptions } from './spool.ts';
 import { InvalidTransitionError, MessageNotFoundError, SpoolError } from './errors.ts';
-import { FaultFs } from './fault-fs.ts';
+import { FaultFs } from '../../test/helpers/fault-fs.ts';
 import type { Envelope, QueuedMessage, RecipientState } from './record.ts';
 
 const dirs: string[] = [];
@@ -43,6 +43,38 @@ async function open(dir: string, o: SpoolOptions = {}): Promise<Spool> {
 }
 
 describe('Spool: accept, load, openBody', () => {
+  it('serves a just-accepted body from memory (no read of the log), bounded, and from the log once evicted or after a restart', async () => {
+    const dir = tmp();
+    const fs = new FaultFs();
+    const reads = (): number => fs.calls.get('read') ?? 0;
+    const s = await Spool.open(dir, { fs, fsync: false, freshBodyCacheBytes: 8000 });
+    const bodies = Array.from({ length: 6 }, (_, i) => body(1500, i));
+    const ids: string[] = [];
+    for (const b of bodies) ids.push((await s.accept(env(1), Readable.from([b.subarray(0, 700), b.subarray(700)]))).id);
+    // 9,000 bytes offered to an 8,000-byte cache: the oldest went out.
+    let before = reads();
+    assert.deepEqual(await readBody(s, ids[5]!), bodies[5]);
+    assert.deepEqual(await readBody(s, ids[5]!), bodies[5], 'again, for a second transaction');
+    assert.equal(reads(), before, 'the newest body came from memory');
+    before = reads();
+    assert.deepEqual(await readBody(s, ids[0]!), bodies[0]);
+    assert.ok(reads() > before, 'the evicted body was read from the log');
+    // A Buffer body handed to accept is copied: changing it afterwards changes nothing stored.
+    const mine = body(1000, 9);
+    const m = await s.accept(env(1), mine);
+    mine.fill(0);
+    assert.deepEqual(await readBody(s, m.id), body(1000, 9));
+    // Completed: gone, from memory too.
+    await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: delivered }]);
+    await assert.rejects(readBody(s, m.id), MessageNotFoundError);
+    await s.close();
+    const s2 = await Spool.open(dir, { fs, fsync: false });
+    before = reads();
+    assert.deepEqual(await readBody(s2, ids[5]!), bodies[5]);
+    assert.ok(reads() > before, 'after a restart, from the log');
+    await s2.close();
+  });
+
   it('stores a Buffer body and reads back the exact bytes and envelope', async () => {
     const s = await open(tmp());
     const e = env(3, { envid: 'E1', ret: 'HDRS', smtputf8: true, bodyType: '8BITMIME', clientAddress: '192.0.2.1', heloName: 'h', authUser: 'u' });
@@ -135,6 +167,14 @@ describe('Spool: accept, load, openBody', () => {
     const r = await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: deferred(5) }]);
     r.message.recipients.length = 0;
     assert.deepEqual((await s.load(m.id)).recipients.map((x) => x.state.state), ['deferred', 'pending']);
+    // Nested parts too: a state's fields, a NOTIFY list.
+    const n = await s.accept({ ...env(1), recipients: [{ address: 'n@example.com', notify: ['FAILURE'] }] }, body(10));
+    n.recipients[0]!.notify!.push('SUCCESS');
+    const ln = await s.load(n.id);
+    (ln.recipients[0]!.state as { state: string }).state = 'delivered';
+    ln.recipients[0]!.notify!.length = 0;
+    const again = await s.load(n.id);
+    assert.deepEqual(again.recipients[0], { address: 'n@example.com', notify: ['FAILURE'], state: { state: 'pending' } });
     await s.close();
   });
 
@@ -190,7 +230,7 @@ describe('Spool: recipient states', () => {
     assert.equal(r.completed, false);
     assert.equal(s.stats().byState.queued, 1, 'r2 still pending');
     r = await s.updateRecipients(m.id, [{ address: 'r2@example.com', state: deferred(3000) }]);
-    assert.deepEqual(s.stats().byState, { queued: 0, deferred: 1 });
+    assert.deepEqual(s.stats().byState, { queued: 0, deferred: 1, held: 0 });
     assert.deepEqual(s.due(2999, 10), []);
     assert.deepEqual(s.due(3000, 10), [m.id]);
     assert.equal(s.nextDueAt(), 3000);
@@ -308,6 +348,56 @@ describe('Spool: recipient states', () => {
     const { log: _l2, ...b } = s2.stats();
     assert.deepEqual(b, a);
     await s2.close();
+  });
+});
+
+describe('Spool: hold and release (queue tooling)', () => {
+  it('a held message is never due, survives a reopen and a relocation held, and is due again once released', async () => {
+    const dir = tmp();
+    const s = await open(dir, { fsync: true, maxSegmentBytes: 4 * 1024 });
+    const held = await s.accept(env(2), body(200));
+    const other = await s.accept(env(1), body(200, 2));
+    await s.updateRecipients(held.id, [{ address: 'r0@example.com', state: deferred(5000) }]);
+    const r = await s.hold(held.id, 1_700_000_123_000);
+    assert.equal(r.message.heldAt, 1_700_000_123_000);
+    assert.deepEqual(s.due(1e15, 10), [other.id], 'held: not handed to the scheduler');
+    assert.equal(s.stats().byState.held, 1);
+    // A state update while held keeps it held (the flag rides in every snapshot).
+    await s.updateRecipients(held.id, [{ address: 'r1@example.com', state: deferred(6000) }]);
+    assert.equal((await s.load(held.id)).heldAt, 1_700_000_123_000);
+    // Push it through a relocation: enough delivered traffic to retire its segment.
+    for (let i = 0; i < 60; i++) {
+      const m = await s.accept(env(1), body(300, i));
+      await s.updateRecipients(m.id, [{ address: 'r0@example.com', state: delivered }]);
+    }
+    await s.close();
+    const s2 = await open(dir, { maxSegmentBytes: 4 * 1024 });
+    assert.deepEqual(s2.due(1e15, 10), [other.id], 'still held after a restart');
+    const loaded = await s2.load(held.id);
+    assert.equal(loaded.heldAt, 1_700_000_123_000);
+    assert.deepEqual(loaded.recipients.map((x) => x.state), [deferred(5000), deferred(6000)]);
+    const rel = await s2.release(held.id);
+    assert.equal(rel.message.heldAt, undefined);
+    assert.deepEqual(new Set(s2.due(1e15, 10)), new Set([held.id, other.id]));
+    assert.equal(s2.stats().byState.held, 0);
+    await s2.close();
+    const s3 = await open(dir);
+    assert.equal((await s3.load(held.id)).heldAt, undefined, 'the release is durable');
+    assert.equal(s3.nextDueAt(), 5000);
+    await s3.close();
+  });
+
+  it('lists every message with its state and arrival, oldest first', async () => {
+    const s = await open(tmp());
+    const a = await s.accept(env(1, { receivedAt: 2000 }), body(10));
+    const b = await s.accept(env(1, { receivedAt: 1000 }), body(10));
+    await s.updateRecipients(b.id, [{ address: 'r0@example.com', state: deferred(9000) }]);
+    await s.hold(a.id, 3000);
+    assert.deepEqual(s.list(), [
+      { id: b.id, receivedAt: 1000, state: 'deferred', dueAt: 9000 },
+      { id: a.id, receivedAt: 2000, state: 'held', dueAt: Infinity },
+    ]);
+    await s.close();
   });
 });
 
@@ -504,11 +594,15 @@ describe('Spool: model check', () => {
     | { k: 'accept'; n: number; size: number }
     | { k: 'update'; pick: number; rcpt: number; to: 'deferred' | 'delivered' | 'failed'; at: number }
     | { k: 'remove'; pick: number }
+    | { k: 'hold'; pick: number; at: number }
+    | { k: 'release'; pick: number }
     | { k: 'reopen' };
   const opArb: fc.Arbitrary<Op> = fc.oneof(
     { weight: 3, arbitrary: fc.record({ k: fc.constant('accept' as const), n: fc.integer({ min: 1, max: 3 }), size: fc.nat(600) }) },
     { weight: 5, arbitrary: fc.record({ k: fc.constant('update' as const), pick: fc.nat(), rcpt: fc.nat(2), to: fc.constantFrom('deferred', 'delivered', 'failed' as const), at: fc.nat(1000) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('remove' as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('hold' as const), pick: fc.nat(), at: fc.nat(1000) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('release' as const), pick: fc.nat() }) },
     { weight: 1, arbitrary: fc.constant({ k: 'reopen' as const }) },
   );
 
@@ -548,6 +642,13 @@ describe('Spool: model check', () => {
             const id = ids[op.pick % ids.length] as string;
             await s.remove(id);
             model.delete(id);
+          } else if ((op.k === 'hold' || op.k === 'release') && ids.length > 0) {
+            const id = ids[op.pick % ids.length] as string;
+            const cur = model.get(id) as { msg: QueuedMessage; body: Buffer };
+            const { heldAt: _h, ...rest } = cur.msg;
+            const msg: QueuedMessage = op.k === 'hold' ? { ...rest, heldAt: op.at } : rest;
+            assert.deepEqual((op.k === 'hold' ? await s.hold(id, op.at) : await s.release(id)).message, msg);
+            model.set(id, { msg, body: cur.body });
           } else if (op.k === 'reopen') {
             await s.close();
             s = await open(dir, o);
@@ -562,7 +663,7 @@ describe('Spool: model check', () => {
           assert.deepEqual(await s.load(id), msg);
           assert.deepEqual(await readBody(s, id), b);
         }
-        const want = [...model.values()].map(({ msg }) => {
+        const want = [...model.values()].filter(({ msg }) => msg.heldAt === undefined).map(({ msg }) => {
           const pending = msg.recipients.some((r) => r.state.state === 'pending');
           const due = pending ? msg.receivedAt : Math.min(...msg.recipients.map((r) => (r.state.state === 'deferred' ? r.state.nextAttemptAt : Infinity)));
           return { id: msg.id, due };
@@ -572,5 +673,15 @@ describe('Spool: model check', () => {
         await s.close();
       }
     }), { numRuns: 40 });
+  });
+});
+
+describe('Spool: segment size', () => {
+  it('follows the volume: a sixteenth of it, between 64 KiB and 64 MiB', async () => {
+    const { segmentSizeFor } = await import('./log.ts');
+    assert.equal(segmentSizeFor(2 * 1024 * 1024), 128 * 1024);
+    assert.equal(segmentSizeFor(256 * 1024), 64 * 1024);
+    assert.equal(segmentSizeFor(100 * 1024 * 1024 * 1024), 64 * 1024 * 1024);
+    assert.equal(segmentSizeFor(0), 64 * 1024 * 1024, 'unknown size: the ADR default');
   });
 });

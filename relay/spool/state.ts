@@ -47,8 +47,8 @@ export function applyUpdates(
   return out;
 }
 
-/** Which scheduler bucket a message is in; 'done' means every recipient is final. */
-export type MessageKind = 'queued' | 'deferred' | 'done';
+/** Which scheduler bucket a message is in; 'done' means every recipient is final, 'held' that an administrator holds it. */
+export type MessageKind = 'queued' | 'deferred' | 'held' | 'done';
 
 /** What the in-memory index needs about a message: its bucket and when it is next due. */
 export interface MessageSummary {
@@ -72,6 +72,11 @@ export function summarize(recipients: readonly SpoolRecipient[], receivedAt: num
   if (pending) return { kind: 'queued', dueAt: receivedAt };
   if (earliest !== Infinity) return { kind: 'deferred', dueAt: earliest };
   return { kind: 'done', dueAt: Infinity };
+}
+
+/** A held message is never due (dueAt Infinity) until released; a finished one is done regardless. */
+export function withHold(summary: MessageSummary, heldAt: number | undefined): MessageSummary {
+  return heldAt === undefined || summary.kind === 'done' ? summary : { kind: 'held', dueAt: Infinity };
 }
 
 /**

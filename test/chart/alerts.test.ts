@@ -89,7 +89,7 @@ describe('alerting rules', async () => {
 
   it('cover what operators of the fleet need paging for', () => {
     assert.deepEqual(alerts.map((a) => a.alert).sort(), [
-      'MailRelayBouncesAboveNormal', 'MailRelayInboundTempfail', 'MailRelayNotReady', 'MailRelayOldestMessageTooOld',
+      'MailRelayBouncesAboveNormal', 'MailRelayDeliveriesFailing', 'MailRelayDrainingTooLong', 'MailRelayInboundTempfail', 'MailRelayNotReady', 'MailRelayOldestMessageTooOld',
       'MailRelayOperatorMultipleLeaders', 'MailRelayOperatorNoLeader', 'MailRelayOperatorReconcileErrors',
       'MailRelayPartialDeliveriesHigh', 'MailRelayQueueGrowing', 'MailRelayRecipientMailbox552High', 'MailRelayRetryStorm',
       'MailRelaySmarthostTlsFailing', 'MailRelayTargetDown', 'MailRelayTooManyRecipients552',
@@ -112,8 +112,11 @@ describe('alerting rules', async () => {
     for (const a of alerts.filter((x) => x.group === 'mailrelay.relays' && x.alert !== 'MailRelayNotReady' && x.alert !== 'MailRelayTargetDown')) {
       const { groupingLabels } = parsePromQL(a.expr);
       assert.ok(groupingLabels.length > 0, `${a.alert} aggregates`);
-      for (let i = 0; i < groupingLabels.length; i += 2) {
-        assert.deepEqual(groupingLabels.slice(i, i + 2), ['namespace', 'mailrelay'], `${a.alert}: by (namespace, mailrelay)`);
+      // By (namespace, mailrelay), or finer (a per-pod alert adds pod).
+      const perPod = a.alert === 'MailRelayDrainingTooLong';
+      const width = perPod ? 3 : 2;
+      for (let i = 0; i < groupingLabels.length; i += width) {
+        assert.deepEqual(groupingLabels.slice(i, i + width), perPod ? ['namespace', 'mailrelay', 'pod'] : ['namespace', 'mailrelay'], `${a.alert}: by (namespace, mailrelay${perPod ? ', pod' : ''})`);
       }
     }
   });
@@ -174,8 +177,8 @@ describe('alert values', () => {
 
   it('renders an empty but valid PrometheusRule when every alert is off', async () => {
     const off = { enabled: false };
-    const all = Object.fromEntries(['rcpt552Mailbox', 'rcpt552TooManyRecipients', 'partialDeliveries', 'retryStorm', 'queueGrowing', 'oldestMessage', 'bounces',
-      'smarthostTls', 'inboundTempfail', 'relayDown', 'relaysNotReady', 'operatorNoLeader', 'operatorMultipleLeaders', 'operatorReconcileErrors'].map((k) => [k, off]));
+    const all = Object.fromEntries(['rcpt552Mailbox', 'rcpt552TooManyRecipients', 'partialDeliveries', 'deliveriesFailing', 'retryStorm', 'queueGrowing', 'oldestMessage', 'bounces',
+      'smarthostTls', 'inboundTempfail', 'drainingTooLong', 'relayDown', 'relaysNotReady', 'operatorNoLeader', 'operatorMultipleLeaders', 'operatorReconcileErrors'].map((k) => [k, off]));
     assert.deepEqual(await renderRuleGroups([{ alerts: all }]), []);
   });
 });

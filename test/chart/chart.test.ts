@@ -24,6 +24,9 @@ import { ALL_ON, CHART, MONITORING_API, opts, renderAllOn } from './chart.ts';
 import { restrictedViolations } from './pod-security.ts';
 import type { PodSpecLike } from './pod-security.ts';
 
+/** The relay monitoring defaults the chart passes the operator (relay ServiceMonitors selected by a stock kube-prometheus-stack). */
+const MONITORING_ARGS = ['--relay-servicemonitor-labels={"release":"kube-prometheus-stack"}', '--runbook-base-url=https://github.com/mailrelay/mailrelay/blob/main/docs/runbooks'];
+
 interface CrdDoc {
   kind: string;
   spec: { group: string; names: { kind: string }; versions: { name: string; storage: boolean; schema: { openAPIV3Schema: { properties: { spec: object } } } }[] };
@@ -164,7 +167,7 @@ describe('mailrelay-operator chart: defaults', async () => {
   it('runs two operator replicas with leader election, spread softly over nodes and zones', () => {
     const { spec, pod, container } = operatorDeployment(objects);
     assert.equal(spec.replicas, 2);
-    assert.deepEqual(container.args, ['operator', '--leader-elect']);
+    assert.deepEqual(container.args, ['operator', '--leader-elect', ...MONITORING_ARGS]);
     const anti = pod.affinity as { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } } }[] } };
     const term = anti.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]?.podAffinityTerm;
     assert.equal(term?.topologyKey, 'kubernetes.io/hostname');
@@ -314,7 +317,7 @@ describe('mailrelay-operator chart: optional parts', () => {
     assert.equal(container.env.find((e) => e.name === 'LOG_LEVEL')?.value, 'debug');
     assert.equal(container.env.at(-1)?.name, 'NODE_OPTIONS');
     assert.equal(container.imagePullPolicy, 'Always');
-    assert.deepEqual(container.args, ['operator', '--leader-elect', '--resync=10m']);
+    assert.deepEqual(container.args, ['operator', '--leader-elect', ...MONITORING_ARGS, '--resync=10m']);
     assert.deepEqual(pod.imagePullSecrets, [{ name: 'regcred' }]);
     assert.deepEqual(pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
     assert.equal(pod.tolerations?.length, 1);
@@ -327,7 +330,7 @@ describe('mailrelay-operator chart: optional parts', () => {
 
   it('runs a single replica without leader election, and refuses two without it', async () => {
     const single = await helmTemplateObjects(CHART, opts({ values: [{ replicaCount: 1, leaderElection: { enabled: false } }] }));
-    assert.deepEqual(operatorDeployment(single).container.args, ['operator']);
+    assert.deepEqual(operatorDeployment(single).container.args, ['operator', ...MONITORING_ARGS]);
     assert.equal(single.filter((o) => o.kind === 'PodDisruptionBudget').length, 0, 'no PDB for one replica: it would block node drains');
     const msg = await renderError(opts({ values: [{ leaderElection: { enabled: false } }] }));
     assert.match(msg, /leaderElection\.enabled=false needs replicaCount <= 1/);
@@ -512,5 +515,28 @@ describe('mailrelay-operator chart: CRDs', () => {
     assert.ok(valid, JSON.stringify(ajv.errors, null, 2));
     // The API server prunes (or, with fieldValidation=Strict, rejects) fields its schema does not know.
     assert.deepEqual(unknownFields(stored.schema.openAPIV3Schema.properties.spec, mr.spec, '.spec'), []);
+  });
+});
+
+describe('mailrelay-operator chart: relay monitoring passed to the operator', () => {
+  it('relay ServiceMonitor labels, relabelings and metricRelabelings become operator flags the operator accepts', async () => {
+    const { parseOperatorConfig } = await import('../../operator/main.ts');
+    const relabel = [{ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node', action: 'replace' }];
+    const drop = [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }];
+    const objs = await helmTemplateObjects(CHART, opts({ values: [{ monitoring: { relays: { serviceMonitor: { labels: { release: 'prom', team: 'mail' }, relabelings: relabel, metricRelabelings: drop } } } }] }));
+    const args = (objs.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers[0]!.args;
+    const c = parseOperatorConfig(args.slice(1), {});
+    assert.deepEqual(c.monitoring, { serviceMonitorLabels: { release: 'prom', team: 'mail' }, relabelings: relabel, metricRelabelings: drop, runbookBaseUrl: 'https://github.com/mailrelay/mailrelay/blob/main/docs/runbooks' });
+  });
+
+  it('--fleet-alerts exactly when the chart installs its own PrometheusRule', async () => {
+    const argsWith = async (values: object, apiVersions: string[]) => {
+      const objs = await helmTemplateObjects(CHART, opts({ values: [values], apiVersions }));
+      return (objs.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers[0]!.args;
+    };
+    const on = { monitoring: { prometheusRule: { enabled: true } } };
+    assert.ok((await argsWith(on, [MONITORING_API])).includes('--fleet-alerts'));
+    assert.ok(!(await argsWith(on, [])).includes('--fleet-alerts'), 'no Prometheus Operator API: the chart creates no rules');
+    assert.ok(!(await argsWith({}, [MONITORING_API])).includes('--fleet-alerts'));
   });
 });

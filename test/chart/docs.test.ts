@@ -66,3 +66,72 @@ describe('docs', () => {
     assert.equal(apiVersion, `${crdDoc?.spec?.group}/${stored?.name}`, 'the example MailRelay uses the CRD\'s stored version');
   });
 });
+
+describe('docs a new user reads (issue 13 §7)', () => {
+  const read = (...p: string[]) => readFile(join(REPO, ...p), 'utf8');
+
+  it('one minimum Kubernetes version everywhere: the chart\'s kubeVersion, the install pages, the CRD page, the README', async () => {
+    const { MIN_KUBERNETES_VERSION } = await import('../../operator/api/mailrelay.ts');
+    const chart = parseYaml(await read('charts', 'mailrelay-operator', 'Chart.yaml')) as { kubeVersion: string };
+    assert.equal(chart.kubeVersion, `>=${MIN_KUBERNETES_VERSION}.0-0`);
+    const mentions: string[] = [];
+    for (const f of ['README.md', 'docs/crd.md', 'docs/install-static.md', 'docs/upgrade.md', 'docs/troubleshooting.md', 'charts/mailrelay-operator/README.md']) {
+      const text = await read(f);
+      for (const m of text.matchAll(/Kubernetes (\d+\.\d+)(?: or newer|\+)/g)) mentions.push(`${f}: ${m[1]!}`);
+      for (const m of text.matchAll(/`kubectl` (\d+\.\d+) or newer/g)) mentions.push(`${f}: ${m[1]!}`);
+    }
+    assert.ok(mentions.length >= 3, JSON.stringify(mentions));
+    assert.deepEqual(mentions.filter((m) => !m.endsWith(`: ${MIN_KUBERNETES_VERSION}`)), []);
+  });
+
+  it('an upgrade page that updates the CRDs first (Helm never updates crds/)', async () => {
+    const md = await read('docs', 'upgrade.md');
+    const steps = codeBlocks(md, 'sh').find((b) => b.includes('helm upgrade')) ?? '';
+    const apply = steps.indexOf('kubectl apply --server-side');
+    const upgrade = steps.indexOf('helm upgrade');
+    assert.ok(apply >= 0 && upgrade >= 0 && apply < upgrade, 'CRDs are applied before helm upgrade');
+    assert.match(md, /CHANGELOG/);
+    assert.match(await read('README.md'), /docs\/upgrade\.md/);
+  });
+
+  it('a troubleshooting page, linked from the README, that uses the queue commands', async () => {
+    const md = await read('docs', 'troubleshooting.md');
+    for (const s of ['kubectl mailrelay', 'queue list', '452', 'unknown key', 'release']) assert.ok(md.includes(s), `troubleshooting.md covers ${s}`);
+    assert.match(await read('README.md'), /docs\/troubleshooting\.md/);
+  });
+
+  it('a CHANGELOG with an Unreleased section', async () => {
+    const md = await read('CHANGELOG.md');
+    assert.match(md, /^## \[?Unreleased\]?/m);
+    assert.match(md, /^## \[?0\.1\.0\]?/m);
+  });
+
+  it('the README names the printer columns `kubectl get mailrelays` really shows', async () => {
+    const crd = parseYaml(await read('crds', 'mailrelay.io_mailrelays.yaml')) as { spec: { versions: { additionalPrinterColumns: { name: string; priority?: number }[] }[] } };
+    const cols = crd.spec.versions[0]!.additionalPrinterColumns;
+    const readme = await read('README.md');
+    const line = /`kubectl get mailrelays[^`]*` shows ([^.]*)\./.exec(readme.replace(/\s+/g, ' '))?.[1] ?? '';
+    const named = [...line.matchAll(/\*\*([A-Za-z-]+)\*\*/g)].map((m) => m[1]);
+    assert.deepEqual(named, ['NAME', ...cols.filter((c) => !c.priority).map((c) => c.name.toUpperCase())], line);
+    const wide = cols.filter((c) => c.priority).map((c) => c.name.toUpperCase());
+    for (const w of wide) assert.match(readme, new RegExp(`-o wide[^.]*\\*\\*${w}\\*\\*`), `${w} under -o wide`);
+  });
+
+  it('the smarthost example says it needs cert-manager and a ClusterIssuer, in the file and where the README points to it', async () => {
+    const example = await read('examples', 'mailrelay-smarthost.yaml');
+    const header = example.slice(0, example.indexOf('apiVersion:'));
+    assert.match(header, /cert-manager/);
+    assert.match(header, /ClusterIssuer/);
+    const readme = (await read('README.md')).replace(/\s+/g, ' ');
+    const at = readme.indexOf('examples/mailrelay-smarthost.yaml');
+    assert.ok(at >= 0);
+    assert.match(readme.slice(at, at + 600), /cert-manager[^.]*ClusterIssuer/);
+  });
+
+  it('runbooks use the queue commands', async () => {
+    for (const rb of ['MailRelayDeliveriesFailing', 'MailRelayOldestMessageTooOld', 'MailRelayQueueGrowing', 'MailRelayRetryStorm', 'MailRelayInboundTempfail', 'MailRelayDrainingTooLong', 'MailRelayBouncesAboveNormal']) {
+      assert.match(await read('docs', 'runbooks', `${rb}.md`), /kubectl mailrelay -n NS NAME (--pod POD )?queue (list|show|retry|hold|release|delete)/, rb);
+    }
+    assert.match(await read('docs', 'runbooks', 'README.md'), /kubectl mailrelay/);
+  });
+});

@@ -11,7 +11,8 @@ import type { Node, Pair, YAMLMap } from 'yaml';
 import { CHART } from './chart.ts';
 
 /** Values whose content is a Kubernetes object or spec passed through verbatim: documented as a whole. */
-const VERBATIM = new Set(['podSecurityContext', 'securityContext', 'resources', 'exampleRelay.spec']);
+// Free-form maps: their keys are the user's, not the chart's.
+const VERBATIM = new Set(['podSecurityContext', 'securityContext', 'resources', 'exampleRelay.spec', 'monitoring.relays.serviceMonitor.labels']);
 
 interface Entry {
   path: string;

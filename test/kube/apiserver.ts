@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify as toYaml } from 'yaml';
 import { createApiHttp } from './http.ts';
+import { execWebSocketServer, handleExecUpgrade, type ExecHandler } from './exec.ts';
 import type { ApiHttp } from './http.ts';
 import { ApiCore } from './operations.ts';
 import type { WriteOptions } from './operations.ts';
@@ -45,6 +46,8 @@ export class ApiServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private boundPort = 0;
+  private execHandler: ExecHandler | undefined;
+  private readonly execWss = execWebSocketServer();
 
   /** Builds a stopped server; call start(). */
   constructor(private readonly opts: ApiServerOptions = {}) {
@@ -57,6 +60,11 @@ export class ApiServer {
     if (opts.token !== undefined) httpOpts.token = opts.token;
     this.http = createApiHttp(this.core, this.requestLog, httpOpts);
     this.boundPort = opts.port ?? 0;
+  }
+
+  /** Serves pods/exec (the WebSocket remote-command protocol) by running what the handler starts: the test's kubelet. */
+  onExec(handler: ExecHandler): void {
+    this.execHandler = handler;
   }
 
   /** The port listened on (kept across stop/start). */
@@ -79,6 +87,11 @@ export class ApiServer {
     if (this.server) return;
     const server = createServer((req, res) => this.http.handle(req, res));
     server.keepAliveTimeout = 5000;
+    server.on('upgrade', (req, socket, head: Buffer) => {
+      if (!handleExecUpgrade(this.execWss, this.execHandler, this.requestLog, this.opts.token, req, socket, head)) {
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      }
+    });
     server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));

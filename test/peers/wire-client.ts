@@ -29,9 +29,9 @@ export interface WireClient {
   destroy(): void;
 }
 
-/** Connects to `host:port` and returns a WireClient; does not read the greeting. */
-export async function connectWire(port: number, host = '127.0.0.1'): Promise<WireClient> {
-  let socket: net.Socket = net.connect({ port, host });
+/** Connects to `host:port` (from `localAddress` when given) and returns a WireClient; does not read the greeting. */
+export async function connectWire(port: number, host = '127.0.0.1', opts: { localAddress?: string } = {}): Promise<WireClient> {
+  let socket: net.Socket = net.connect({ port, host, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
   socket.setNoDelay(true);
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);

@@ -3,7 +3,7 @@
 // own cap of 10 unrecognized commands answers 421 4.7.0 too, with a reason in the log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 
 /** Connects from `localAddress` and resolves with the first reply line (the greeting or a refusal). */

@@ -4,8 +4,8 @@
 // parser stops at 16 KiB, which we answer 421 4.5.2 (it cannot resume mid-line).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
-import type { TestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
+import type { TestInbound } from '../helpers/inbound.ts';
 import { connectWire } from '../peers/wire-client.ts';
 import type { WireClient } from '../peers/wire-client.ts';
 

@@ -1,12 +1,13 @@
-// Pipelining abuse on raw sockets (RFC 2920, RFC 5321 §4.3.1): a client that talks
-// before the greeting is refused with 421 4.5.0 and never becomes a session; commands
+// Pipelining abuse on raw sockets (RFC 2920, RFC 5321 §4.3.1): with a greeting delay, a
+// client outside relayNetworks that talks before the greeting is refused with 421 4.5.0
+// and never becomes a session (our own clients are greeted at once); commands
 // before EHLO get 503 and leave the session usable; and however a client pipelines —
 // even message data behind a DATA whose recipients were all refused — every command gets
 // exactly one reply, in order, and no message is stored that was not accepted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';
 
@@ -29,16 +30,34 @@ function blurt(port: number, bytes: string, localAddress = '127.0.0.1'): Promise
 
 const lines = (s: string): string[] => s.split('\r\n').filter(Boolean);
 
-test('an early talker gets 421 4.5.0 instead of the greeting, is closed, and is never counted as a session', async () => {
-  const t = await startTestInbound();
+test('with a greeting delay, an early talker from outside relayNetworks gets 421 4.5.0 instead of the greeting, is closed, and is never counted as a session', async () => {
+  const t = await startTestInbound({ greetingDelay: 0.1 });
   try {
-    const got = await blurt(t.port, 'EHLO spambot.example\r\nMAIL FROM:<a@example.com>\r\n');
+    const got = await blurt(t.port, 'EHLO spambot.example\r\nMAIL FROM:<a@example.com>\r\n', '127.0.0.2');
     assert.deepEqual(lines(got), ['421 4.5.0 Protocol error: data sent before the greeting']);
     assert.equal(t.logs.filter((l) => l.reason === 'early_talker').length, 1);
     assert.equal((await t.metrics.inboundSessions.get()).values[0]?.value ?? 0, 0);
     assert.equal(t.server.sessions(), 0);
   } finally {
     await t.close();
+  }
+});
+
+test('clients on relayNetworks are greeted at once even with a greeting delay, and so is everyone by default', async () => {
+  // The greeting goes out as the connection is accepted, before any of the client's bytes
+  // are read, so a client that pipelines its EHLO behind the connect is served, not refused.
+  for (const [over, from] of [[{ greetingDelay: 0.1 }, '127.0.0.1'], [{}, '127.0.0.2']] as const) {
+    const t = await startTestInbound(over);
+    try {
+      const got = await blurt(t.port, 'EHLO app.example\r\nQUIT\r\n', from);
+      const l = lines(got);
+      assert.match(l[0] ?? '', /^220 relay\.test ESMTP/, `${JSON.stringify(over)} from ${from}: ${got}`);
+      assert.match(l[1] ?? '', /^250-relay\.test/);
+      assert.match(l.at(-1) ?? '', /^221 /);
+      assert.equal(t.logs.filter((x) => x.reason === 'early_talker').length, 0);
+    } finally {
+      await t.close();
+    }
   }
 });
 

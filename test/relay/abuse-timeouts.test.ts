@@ -5,7 +5,7 @@
 // client owes us something: a slow SPF check of ours does not count against it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { startDnsServer } from '../peers/dns-server.ts';
 import { delay, waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';

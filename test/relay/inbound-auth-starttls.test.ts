@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { startTestInbound, writeTlsFiles, writeUsersFile } from '../../relay/inbound/testing.ts';
+import { startTestInbound, writeTlsFiles, writeUsersFile } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';
 

@@ -3,7 +3,7 @@
 // listener keeps serving others.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';
 

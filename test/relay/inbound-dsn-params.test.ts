@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { connectWire } from '../peers/wire-client.ts';
 
 test('nodemailer dsn options arrive as RET, ENVID, NOTIFY and ORCPT on the envelope', async () => {

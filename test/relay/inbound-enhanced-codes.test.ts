@@ -6,7 +6,7 @@
 // and size replies and checks each one on the wire.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { repliesMissingEnhancedCode, startTestInbound } from '../../relay/inbound/testing.ts';
+import { repliesMissingEnhancedCode, startTestInbound } from '../helpers/inbound.ts';
 import { connectWire } from '../peers/wire-client.ts';
 
 test('every reply of a busy session carries a matching enhanced status code', async () => {

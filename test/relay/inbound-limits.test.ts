@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import nodemailer from 'nodemailer';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';
 import type { WireClient } from '../peers/wire-client.ts';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import nodemailer from 'nodemailer';
-import { startTestInbound, writeUsersFile } from '../../relay/inbound/testing.ts';
+import { startTestInbound, writeUsersFile } from '../helpers/inbound.ts';
 import { connectWire } from '../peers/wire-client.ts';
 
 function swaks(args: string[]): Promise<{ code: number; out: string }> {

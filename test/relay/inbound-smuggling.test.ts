@@ -5,7 +5,7 @@
 // can be tricked either.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { connectWire } from '../peers/wire-client.ts';
 
 const smuggled = (eol: string): string =>

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import nodemailer from 'nodemailer';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 
 /** Runs swaks; resolves with its exit code and transcript. */
 function swaks(args: string[]): Promise<{ code: number; out: string }> {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { startTestInbound, writeTlsFiles, writeUsersFile } from '../../relay/inbound/testing.ts';
+import { startTestInbound, writeTlsFiles, writeUsersFile } from '../helpers/inbound.ts';
 import { waitFor } from '../peers/wait.ts';
 
 /** Opens a TLS connection, reads the greeting and sends EHLO; resolves with both replies and the peer certificate. */

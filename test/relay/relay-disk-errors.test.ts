@@ -62,3 +62,10 @@ test('a read-only spool volume: the relay refuses to start and names the problem
   });
   await assert.rejects(startTestRelay(1, { spool: { dir: join(mnt, 'spool') } }), /spool directory .* is not writable \(read-only file system: EROFS\)/);
 });
+
+test('a spool directory under /proc: the relay refuses to start at once and names the problem (Node 20 mkdir -p hangs there)', { timeout: 15_000 }, async () => {
+  const started = Date.now();
+  await assert.rejects(startTestRelay(1, { spool: { dir: '/proc/mailrelay-no-such-dir/spool' } }),
+    /spool directory \/proc\/mailrelay-no-such-dir\/spool is not writable \(cannot create \/proc\/mailrelay-no-such-dir: ENOENT\)/);
+  assert.ok(Date.now() - started < 5000, 'fails fast');
+});

@@ -1,5 +1,5 @@
 // GET /status on a real relay delivering to a real peer: what the operator's autoscaler
-// and healing read (relay/status.ts, docs/adr/0008-autoscaling.md). Queue counts and ages,
+// and healing read (relay/status.ts, docs/adr/0009-autoscaling.md). Queue counts and ages,
 // the delivery rate, a recipient limit learned from the peer's "too many recipients",
 // a hold drain, and a full spool (on a real tmpfs: CI runs as root, as for
 // relay-disk-errors.test.ts) are each checked in the document.
@@ -88,7 +88,7 @@ describe('relay /status', () => {
   });
 
   it('only GET', async () => {
-    assert.equal((await fetch(`http://127.0.0.1:${relay.httpPort}/status`, { method: 'POST' })).status, 404);
+    assert.equal((await fetch(`http://127.0.0.1:${relay.httpPort}/status`, { method: 'POST' })).status, 405);
   });
 });
 

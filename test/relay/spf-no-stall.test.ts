@@ -4,7 +4,7 @@
 // sessions and a trusted client's mail delivered meanwhile, is seed-004-spf-no-stall.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
 import { startDnsServer } from '../peers/dns-server.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';

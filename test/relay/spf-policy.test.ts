@@ -4,8 +4,8 @@
 // trusted clients are not checked at all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestInbound } from '../../relay/inbound/testing.ts';
-import type { TestInbound } from '../../relay/inbound/testing.ts';
+import { startTestInbound } from '../helpers/inbound.ts';
+import type { TestInbound } from '../helpers/inbound.ts';
 import { startDnsServer } from '../peers/dns-server.ts';
 import type { DnsRecord, DnsServer } from '../peers/dns-server.ts';
 import { connectWire } from '../peers/wire-client.ts';

@@ -49,11 +49,11 @@ describe('spool at 100k messages', () => {
     const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'spool-100k-child.ts'), dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
     const r = JSON.parse(out.trim().split('\n').pop() as string) as {
       size: number; openMs: number; due: number; dueMs: number; bytesPerMessage: number;
-      stats: { messages: number; byState: { queued: number; deferred: number }; oldestReceivedAt: number };
+      stats: { messages: number; byState: { queued: number; deferred: number; held: number }; oldestReceivedAt: number };
     };
     t.diagnostic(`fill ${N} (fsync off): ${fillMs.toFixed(0)} ms; reopen: ${r.openMs.toFixed(0)} ms; index heap: ${r.bytesPerMessage.toFixed(0)} bytes/message; due(100): ${r.dueMs.toFixed(2)} ms`);
     assert.equal(r.size, N);
-    assert.deepEqual(r.stats, { messages: N, byState: { queued: N - N / 10, deferred: N / 10 }, oldestReceivedAt: 1_700_000_000_000 });
+    assert.deepEqual(r.stats, { messages: N, byState: { queued: N - N / 10, deferred: N / 10, held: 0 }, oldestReceivedAt: 1_700_000_000_000 });
     assert.equal(r.due, 100);
     assert.ok(r.bytesPerMessage < 1024, `index uses ${r.bytesPerMessage.toFixed(0)} bytes per message`);
   });

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool, SpoolError } from '../../relay/spool/index.ts';
 import type { Envelope } from '../../relay/spool/index.ts';
-import { FaultFs } from '../../relay/spool/fault-fs.ts';
+import { FaultFs } from '../helpers/fault-fs.ts';
 
 const dirs: string[] = [];
 after(() => {

@@ -84,6 +84,17 @@ sum by (namespace, mailrelay) (increase(mailrelay_partial_deliveries_total[15m])
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanizePercentage }} of delivery transactions were partial`
     "description" `{{ $value | humanizePercentage }} of delivery transactions in the last 15 minutes were accepted for some recipients and refused for others. The refused recipients are retried or bounced one by one; the accepted ones must not be sent again. A high share points at recipient limits or per-mailbox refusals at one destination.`) | nindent 0 }}
   {{- end }}{{ end }}
+  {{- with $a.deliveriesFailing }}{{ if .enabled }}
+  {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayDeliveriesFailing" "cfg" .
+    "expr" (printf `
+(
+  sum by (namespace, mailrelay) (rate(mailrelay_delivery_attempts_total{result=~"deferred|failed"}[15m]))
+  /
+  sum by (namespace, mailrelay) (rate(mailrelay_delivery_attempts_total[15m]))
+) > %v` .ratio)
+    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: {{ $value | humanizePercentage }} of delivery attempts fail`
+    "description" `{{ $value | humanizePercentage }} of the delivery attempts in the last 15 minutes delivered to nobody: deferred or refused, including attempts that could not connect at all (a smarthost or MX host that refuses connections, DNS, outbound port 25 blocked). Mail waits in the spool and is retried until delivery.retry.maxAge.`) | nindent 0 }}
+  {{- end }}{{ end }}
   {{- with $a.retryStorm }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayRetryStorm" "cfg" .
     "expr" (printf `
@@ -149,6 +160,13 @@ sum by (namespace, mailrelay) (increase(mailrelay_tls_sessions_total{policy="sma
 sum by (namespace, mailrelay) (rate(mailrelay_inbound_messages_total{result="tempfail"}[5m])) > %v` .ratePerSecond)
     "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: the spool is refusing mail ({{ printf "%.3g" $value }} messages/s tempfailed)`
     "description" `Clients get a 4xx reply because the spool could not store their message durably (volume full, I/O error). Well-behaved clients retry, but mail is piling up at the senders.`) | nindent 0 }}
+  {{- end }}{{ end }}
+  {{- with $a.drainingTooLong }}{{ if .enabled }}
+  {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayDrainingTooLong" "cfg" .
+    "expr" `
+max by (namespace, mailrelay, pod) (mailrelay_draining) == 1`
+    "summary" `MailRelay {{ $labels.namespace }}/{{ $labels.mailrelay }}: pod {{ $labels.pod }} has been draining for a long time`
+    "description" `Relay pod {{ $labels.namespace }}/{{ $labels.pod }} refuses new mail and is still delivering its queue. A scale-down waits for it to empty (docs/adr/0003); messages it cannot deliver keep it draining until they expire or are handled with mailrelay queue.`) | nindent 0 }}
   {{- end }}{{ end }}
   {{- with $a.relayDown }}{{ if .enabled }}
   {{- include "mailrelay-operator.alertRule" (dict "root" $ "name" "MailRelayTargetDown" "cfg" .

@@ -3,8 +3,8 @@
 // production code paths.
 
 import { constants as fsConstants } from 'node:fs';
-import { nodeFs } from './disk.ts';
-import type { SpoolFs } from './disk.ts';
+import { nodeFs } from '../../relay/spool/disk.ts';
+import type { SpoolFs } from '../../relay/spool/disk.ts';
 
 /** The calls a FaultRule can target. */
 export type FsOp = keyof SpoolFs;

@@ -8,9 +8,9 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
-import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput } from '../api/inputs.ts';
-import { withDefaults, type MailRelay } from '../api/mailrelay.ts';
-import type { KubeObject } from './meta.ts';
+import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput } from '../../operator/api/inputs.ts';
+import { withDefaults, type MailRelay } from '../../operator/api/mailrelay.ts';
+import type { KubeObject } from '../../operator/desired/meta.ts';
 
 /** The image tests use as the operator's own. */
 export const TEST_IMAGE = 'ghcr.io/mailrelay/mailrelay:0.1.0';

@@ -16,12 +16,12 @@ import bcrypt from 'bcryptjs';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { InboundSchema } from '../config.ts';
-import { createRelayMetrics } from '../metrics.ts';
-import type { RelayMetrics } from '../metrics.ts';
-import { startInbound } from './server.ts';
-import type { InboundServer, StartInboundOptions } from './server.ts';
-import type { InboundEnvelope, MessageSink, SinkErrorKind } from './types.ts';
+import { InboundSchema } from '../../relay/config.ts';
+import { createRelayMetrics } from '../../relay/metrics.ts';
+import type { RelayMetrics } from '../../relay/metrics.ts';
+import { startInbound } from '../../relay/inbound/server.ts';
+import type { InboundServer, StartInboundOptions } from '../../relay/inbound/server.ts';
+import type { InboundEnvelope, MessageSink, SinkErrorKind } from '../../relay/inbound/types.ts';
 
 /** One message the sink stored. */
 export interface StoredMessage {

@@ -1,7 +1,7 @@
 // Test support: the CRD schema as a JSON Schema ajv can check manifests against, with
 // unknown fields rejected (the API server prunes or, with strict field validation,
 // rejects them; in an example they are always a mistake).
-import type { JsonSchema } from './json-schema.ts';
+import type { JsonSchema } from '../../operator/api/json-schema.ts';
 
 /** A copy of a structural schema in which objects with properties reject other keys. */
 export function closedSchema(node: JsonSchema): JsonSchema {
