@@ -66,6 +66,8 @@ export interface ControllerOptions {
   secretRefreshMs?: number;
   /** Poll interval of a scale-down waiting for pods to drain. Default 15 s. */
   scaleDownPollMs?: number;
+  /** How often the relay pods' queues (GET /status) are read while pods run. Default 15 s (ADR 0009). */
+  queuePollMs?: number;
   /** Talks to relay pods during a scale-down. Default: HTTP to podIP:9090. */
   relayPods?: RelayPodClient;
   /** Event aggregation (see EventRecorder). */
@@ -173,6 +175,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     defaultImage: opts.defaultImage,
     ...(opts.monitoring ? { monitoring: opts.monitoring } : {}),
     ...(opts.scaleDownPollMs !== undefined ? { scaleDownPollMs: opts.scaleDownPollMs } : {}),
+    ...(opts.queuePollMs !== undefined ? { queuePollMs: opts.queuePollMs } : {}),
     ...(log ? { log } : {}),
   });
   const queue = new WorkQueue({

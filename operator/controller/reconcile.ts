@@ -16,7 +16,7 @@ import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/clie
 import type pino from 'pino';
 import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput, type SecretLike } from '../api/inputs.ts';
 import {
-  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, requestedReplicas, validateMailRelay, withDefaults,
+  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, operatorAutoscales, requestedReplicas, validateMailRelay, withDefaults,
   type MailRelay, type MailRelaySpecDefaulted, type MailRelayStatus, type ValidationProblem,
 } from '../api/mailrelay.ts';
 import { ApplyError, apiErrorMessage, type Applier } from '../apply/apply.ts';
@@ -29,6 +29,8 @@ import { childNames, spoolClaimName } from '../desired/names.ts';
 import { planScaleDown, type ScalePlan, type SpoolObservation } from '../desired/scale-down.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { buildStatus } from '../status/status.ts';
+import { PVC_PENDING_AFTER_SECONDS, buildQueueStatus, findHealingProblems, type HealingProblem, type PodLike, type PvcLike } from '../status/healing.ts';
+import { decideReplicas, type PodReading } from '../autoscaling/decide.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import { RESOURCES, isApiError, type KubeClients } from './kube.ts';
 import type { RelayPodClient } from './relay-client.ts';
@@ -87,6 +89,8 @@ export interface ReconcilerDeps {
   monitoring?: MailRelayInputs['monitoring'];
   /** How often a waiting scale-down looks at the draining pods again (default 15 s, ADR 0003). */
   scaleDownPollMs?: number;
+  /** How often the relay pods' GET /status is read again while pods run (queue figures, autoscaling, healing; default 15 s, ADR 0009). */
+  queuePollMs?: number;
   now?: () => Date;
   log?: Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug'>;
 }
@@ -235,8 +239,40 @@ export class Reconciler {
     let problems = validateMailRelay(mr, inputs);
     let plan: ScalePlan | undefined;
     let desired: KubeObject[] = [];
+    let queue: MailRelayStatus['queue'];
+    let autoscaling: MailRelayStatus['autoscaling'];
+    let healing: HealingProblem[] = [];
+    let podsRunning = false;
+    let wantedReplicas: number | undefined;
+    let claimDueMs: number | undefined;
     if (problems.length === 0 && spec) {
-      const wanted = requestedReplicas(spec);
+      // The pods' queues (ADR 0009): status.queue, the autoscaler's input, the healing conditions.
+      const pods = this.relayPods(mr);
+      const readings = await this.readPods(pods);
+      podsRunning = readings.some((r) => r.running);
+      queue = buildQueueStatus(readings, now);
+      const spoolPrefix = `spool-${names.statefulSet}`;
+      const claims = caches.persistentVolumeClaims.list(namespace).filter((c) => ordinalOf(c.metadata.name, spoolPrefix) !== undefined) as unknown as PvcLike[];
+      healing = findHealingProblems({ readings, now, pods: [...pods.values()] as unknown as PodLike[], claims });
+      // A Pending claim is looked at again when it would be reported.
+      for (const c of claims) {
+        if (c.status?.phase !== 'Pending' || !c.metadata.creationTimestamp) continue;
+        const due = Date.parse(c.metadata.creationTimestamp) + PVC_PENDING_AFTER_SECONDS * 1000 + 1000 - now.getTime();
+        if (due > 0) claimDueMs = Math.min(claimDueMs ?? due, due);
+      }
+      let wanted = requestedReplicas(spec);
+      if (spec.autoscaling && operatorAutoscales(spec)) {
+        const previous = mr.status?.autoscaling;
+        const current = previous?.desiredReplicas ?? (sts?.spec as { replicas?: number } | undefined)?.replicas ?? spec.autoscaling.minReplicas;
+        const decision = decideReplicas({ spec: spec.autoscaling, current, pods: readings, scaleDownInProgress: mr.status?.scaleDown !== undefined, previous, now });
+        wanted = decision.replicas;
+        autoscaling = { currentReplicas: current, desiredReplicas: wanted, reason: decision.reason, message: decision.message, ...decision.state };
+        if (decision.changed) {
+          event('Normal', wanted > current ? 'ScaledUp' : 'ScaledDown', `autoscaling ${current} -> ${wanted} relay pods (${decision.reason}): ${decision.message}`);
+          this.deps.log?.info({ key, from: current, to: wanted, reason: decision.reason }, 'autoscaling');
+        }
+      }
+      wantedReplicas = wanted;
       plan = planScaleDown({
         spec: { replicas: wanted, scaleDown: spec.scaleDown }, currentReplicas: (sts?.spec as { replicas?: number } | undefined)?.replicas,
         observations: await this.observeSpools(mr, wanted, sts), previous: mr.status?.scaleDown, now,
@@ -301,7 +337,11 @@ export class Reconciler {
 
     // status
     const configHash = problems.length === 0 && !applyError ? computeConfigHash(mr, inputs) : undefined;
-    const obs = { problems, applyError, statefulSet: stsNow as never, configHash, scaleDown: plan?.status, undrainedSpools, now };
+    const obs = {
+      problems, applyError, statefulSet: stsNow as never, configHash, scaleDown: plan?.status, undrainedSpools, now, healing,
+      ...(wantedReplicas !== undefined ? { desiredReplicas: wantedReplicas } : {}),
+      ...(queue ? { queue } : {}), ...(autoscaling ? { autoscaling } : {}),
+    };
     const status = await this.writeStatus(mr, obs, signal);
 
     // events
@@ -315,6 +355,12 @@ export class Reconciler {
     if (applyError) event('Warning', 'ApplyFailed', applyError);
     if (before?.scaleDown && !status.scaleDown && plan) event('Normal', 'ScaleDownComplete', `scaled down to ${plan.statefulSetReplicas} relay pods`);
     if (conditionStatus(before, 'Degraded') === 'True' && conditionStatus(status, 'Degraded') === 'False') event('Normal', 'Recovered', 'no longer degraded');
+    // A healing problem gets one Warning when it appears (the condition keeps saying it).
+    const degradedBefore = before?.conditions?.find((c) => c.type === 'Degraded');
+    for (const h of healing) {
+      const known = degradedBefore?.status === 'True' && (degradedBefore.reason === h.reason || degradedBefore.message.includes(`${h.reason}:`));
+      if (!known) event('Warning', h.reason, h.message);
+    }
     const involved = { name, namespace, uid: mr.metadata.uid ?? '' };
     for (const [type, reason, message] of events) {
       if (signal?.aborted) break;
@@ -331,13 +377,17 @@ export class Reconciler {
     // invalid spec, for a change of the MailRelay or its Secrets.
     if (applyError && onlyRejected) return { result: 'invalid' };
     if (applyError) return { result: 'error', error: new Error(applyError) };
-    return { result: 'success', ...this.requeueAfter(status, plan) };
+    return { result: 'success', ...this.requeueAfter(status, plan, podsRunning, claimDueMs) };
   }
 
   /** When to look again without a change: while a scale-down waits, and at the Progressing deadline. */
-  private requeueAfter(status: MailRelayStatus, plan: ScalePlan | undefined): { requeueAfterMs?: number } {
+  private requeueAfter(status: MailRelayStatus, plan: ScalePlan | undefined, podsRunning: boolean, claimDueMs: number | undefined): { requeueAfterMs?: number } {
     const waits: number[] = [];
     if (plan?.status) waits.push(this.deps.scaleDownPollMs ?? 15_000);
+    // The queues change without any Kubernetes event: read them again (ADR 0009).
+    if (podsRunning) waits.push(this.deps.queuePollMs ?? 15_000);
+    // A spool PVC Pending is reported once it has been Pending for PVC_PENDING_AFTER_SECONDS.
+    if (claimDueMs !== undefined) waits.push(claimDueMs);
     const progressing = status.conditions?.find((c) => c.type === 'Progressing');
     if (progressing?.status === 'True' && progressing.reason !== 'DrainingForScaleDown') {
       // computeConditions flags ReplicasUnavailable 600 s after Progressing became True.
@@ -418,6 +468,24 @@ export class Reconciler {
       }
     }
     return deleted;
+  }
+
+  /**
+   * Every relay pod's GET /status, over the drain channel (ADR 0003 R2, ADR 0009): a pod
+   * that is not running, or does not answer, is a reading without a status.
+   */
+  private async readPods(pods: Map<number, KubeObject>): Promise<(PodReading & { name: string; running: boolean })[]> {
+    return Promise.all([...pods].sort(([a], [b]) => a - b).map(async ([ordinal, pod]) => {
+      const running = isRunning(pod);
+      const base = { ordinal, name: pod.metadata.name, running };
+      if (!running) return base;
+      try {
+        return { ...base, status: await this.deps.relayPods.status(pod) };
+      } catch (err) {
+        this.deps.log?.debug({ pod: pod.metadata.name, err: (err as Error).message }, 'relay /status not read');
+        return base;
+      }
+    }));
   }
 
   /** The relay pods of this MailRelay, by ordinal (terminating pods excluded). */
