@@ -253,7 +253,7 @@ export class Reconciler {
       queue = buildQueueStatus(readings, now);
       const spoolPrefix = `spool-${names.statefulSet}`;
       const claims = caches.persistentVolumeClaims.list(namespace).filter((c) => ordinalOf(c.metadata.name, spoolPrefix) !== undefined) as unknown as PvcLike[];
-      healing = findHealingProblems({ readings, now, pods: [...pods.values()] as unknown as PodLike[], claims });
+      healing = findHealingProblems({ readings, now, pods: [...pods.values()], claims });
       // A Pending claim is looked at again when it would be reported.
       for (const c of claims) {
         if (c.status?.phase !== 'Pending' || !c.metadata.creationTimestamp) continue;
