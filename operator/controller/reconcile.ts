@@ -29,7 +29,7 @@ import { childNames, spoolClaimName } from '../desired/names.ts';
 import { planScaleDown, type ScalePlan, type SpoolObservation } from '../desired/scale-down.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { buildStatus } from '../status/status.ts';
-import { PVC_PENDING_AFTER_SECONDS, buildQueueStatus, findHealingProblems, type HealingProblem, type PodLike, type PvcLike } from '../status/healing.ts';
+import { PVC_PENDING_AFTER_SECONDS, buildQueueStatus, findHealingProblems, type HealingProblem, type PvcLike } from '../status/healing.ts';
 import { decideReplicas, type PodReading } from '../autoscaling/decide.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import { RESOURCES, isApiError, type KubeClients } from './kube.ts';
