@@ -109,11 +109,11 @@ export interface ReconcileOutcome {
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** Kinds the operator deletes when the spec no longer wants them, in deletion order. */
-const OPTIONAL_KINDS = ['PrometheusRule', 'ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy'] as const;
+const OPTIONAL_KINDS = ['ScaledObject', 'PrometheusRule', 'ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy'] as const;
 
 const NAME_OF_KIND: Record<string, keyof ReturnType<typeof childNames>> = {
   StatefulSet: 'statefulSet', ConfigMap: 'configMap', PodDisruptionBudget: 'podDisruptionBudget',
-  NetworkPolicy: 'networkPolicy', ServiceMonitor: 'serviceMonitor', PrometheusRule: 'prometheusRule',
+  NetworkPolicy: 'networkPolicy', ServiceMonitor: 'serviceMonitor', PrometheusRule: 'prometheusRule', ScaledObject: 'scaledObject',
 };
 
 /** The namespace/name key of an object. */
@@ -310,7 +310,7 @@ export class Reconciler {
             const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
             const owner = live && controllerOf(live);
             if (owner && owner.uid !== mr.metadata.uid) throw new Error(`${obj.kind} ${namespace}/${obj.metadata.name} exists and is controlled by ${owner.kind} ${owner.name}; not taking it over`);
-            const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' });
+            const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' || obj.kind === 'ScaledObject' });
             if (r.outcome === 'applied') applied.push(`${obj.kind}/${obj.metadata.name}`);
             if (obj.kind === 'StatefulSet') stsNow = r.object;
           } catch (err) {
@@ -445,6 +445,8 @@ export class Reconciler {
         return caps.serviceMonitor ? this.deps.clients.raw.getRaw(RESOURCES.ServiceMonitor, namespace, name) : undefined;
       case 'PrometheusRule':
         return caps.prometheusRule ? this.deps.clients.raw.getRaw(RESOURCES.PrometheusRule, namespace, name) : undefined;
+      case 'ScaledObject':
+        return caps.scaledObject ? this.deps.clients.raw.getRaw(RESOURCES.ScaledObject, namespace, name) : undefined;
       default: throw new Error(`no live lookup for kind ${kind}`);
     }
   }
@@ -455,7 +457,7 @@ export class Reconciler {
     const deleted: string[] = [];
     for (const kind of OPTIONAL_KINDS) {
       if (wanted.has(kind)) continue;
-      if ((kind === 'ServiceMonitor' && !caps.serviceMonitor) || (kind === 'PrometheusRule' && !caps.prometheusRule)) continue;
+      if ((kind === 'ServiceMonitor' && !caps.serviceMonitor) || (kind === 'PrometheusRule' && !caps.prometheusRule) || (kind === 'ScaledObject' && !caps.scaledObject)) continue;
       const name = childNames(mr)[NAME_OF_KIND[kind] as keyof ReturnType<typeof childNames>];
       const live = await this.live(kind, mr.metadata.namespace ?? '', name, caps);
       if (!live || controllerOf(live)?.uid !== mr.metadata.uid || live.metadata.deletionTimestamp) continue;
