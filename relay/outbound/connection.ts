@@ -245,12 +245,24 @@ export class SmtpConnection {
 
   private attach(socket: net.Socket): void {
     socket.on('data', (chunk: Buffer) => {
+      // A reply can only answer a command that was sent before its bytes arrived (RFC 5321
+      // §4.1.1 lock-step, RFC 2920 §3.1 replies in command order): more replies in this chunk
+      // than commands outstanding when it arrived means the server is out of step (an extra
+      // line, a stray reply), and taking them in order would pair each later command with an
+      // earlier command's reply, e.g. count a BDAT LAST as accepted on a reply to a RCPT.
+      let answerable = this.state.expect.length;
       for (const ev of this.parser.push(chunk)) {
         if (this.closed) return;
         if (ev.type === 'error') {
           this.fail('protocol', ev.message);
           return;
         }
+        if (answerable === 0 && this.state.expect.length > 0) {
+          const r = ev.reply;
+          this.fail('protocol', `lost synchronization: ${this.target.host} sent a reply before the command it would answer (${r.code} ${r.lines[0] ?? ''})`);
+          return;
+        }
+        answerable--;
         this.dispatch({ type: 'reply', reply: ev.reply });
       }
     });

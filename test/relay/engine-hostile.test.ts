@@ -27,6 +27,11 @@ const cases: [string, RawServerOptions, string][] = [
   ['no answer to the final dot', { capabilities: { chunking: false }, handler: (c, ctx) => (c.verb === '.' ? hostile.neverAnswer() : ctx.defaultReply()) }, 'timeout'],
   ['a drop after the data', { capabilities: { chunking: false }, handler: (c, ctx) => (c.verb === '.' ? { close: 'destroy' } : ctx.defaultReply()) }, 'connection'],
   ['a 1xx reply to MAIL', { handler: (c, ctx) => (c.verb === 'MAIL' ? '150 what' : ctx.defaultReply()) }, 'connection'],
+  // Out of step in a lock-step session: one reply too many, in the same packet. Taken in order,
+  // each later command would get the reply of the one before, and BDAT LAST a RCPT's 250
+  // (the fuzzer's find: mail marked delivered that the server never received the end of).
+  ['two replies to MAIL (lost synchronization), with CHUNKING', { capabilities: { pipelining: false }, handler: (c, ctx) => (c.verb === 'MAIL' ? '250 2.1.0 Ok\r\n250 2.1.0 Ok again' : ctx.defaultReply()) }, 'connection'],
+  ['two replies to MAIL (lost synchronization), with DATA', { capabilities: { chunking: false, pipelining: false }, handler: (c, ctx) => (c.verb === 'MAIL' ? '250 2.1.0 Ok\r\n250 2.1.0 Ok again' : ctx.defaultReply()) }, 'connection'],
 ];
 
 for (const [name, opts, reason] of cases) {

@@ -285,3 +285,54 @@ test('lowering workers strands nothing: the extra shard is delivered by a retiri
   assert.equal(relay.workers.size, 0);
   assert.ok(!relay.lines.some((l) => l.msg === 'relay worker started'));
 });
+
+test('the queue API of a two-worker relay covers both shards: list, show and delete through `mailrelay queue`', { timeout: 180_000 }, async (t) => {
+  // Every recipient deferred, retries an hour apart: the messages stay in the shards.
+  const peer = await startFaultServer({ rcptReply: () => '451 4.4.1 Destination is down, try later' });
+  const dir = mkdtempSync(join(tmpdir(), 'mailrelay-workers-'));
+  t.after(async () => {
+    await peer.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const r = await startRelayCli(writeConfig(dir, peer.port, { delivery: { retry: { schedule: [3600], jitter: 0, maxAge: 86400 } } }));
+  t.after(() => killAll(r));
+  const url = `http://127.0.0.1:${r.http}`;
+  await submitAll(r.smtp, 8);
+  await waitFor(async () => (await scrape(r.http, 'mailrelay_queue_messages', { state: 'deferred' })) === 8, 30_000, 'eight deferred');
+  // Round robin put messages in both shards.
+  const shards = readdirSync(join(dir, 'spool'), { withFileTypes: true }).filter((e) => e.isDirectory() && /^shard-/.test(e.name));
+  assert.ok(shards.length >= 1, `a second shard directory in ${readdirSync(join(dir, 'spool')).join(', ')}`);
+
+  const run = (args: string[]): Promise<{ code: number | null; out: string; err: string }> => new Promise((resolve) => {
+    const c = spawn(process.execPath, [bin, 'queue', ...args, '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    c.once('exit', (code) => resolve({ code, out, err }));
+  });
+  const list = await run(['list', '--json']);
+  assert.equal(list.code, 0, list.err);
+  const listed = JSON.parse(list.out) as { messages: { id: string; receivedAt: string }[]; counts: Record<string, number> };
+  assert.equal(listed.messages.length, 8);
+  assert.deepEqual(listed.counts, { queued: 0, deferred: 8, held: 0 });
+  const times = listed.messages.map((m) => m.receivedAt);
+  assert.deepEqual(times, [...times].sort(), 'oldest first across shards');
+
+  // Each message is found whichever worker holds it.
+  for (const m of listed.messages) {
+    const show = await run(['show', m.id, '--json']);
+    assert.equal(show.code, 0, show.err);
+    assert.equal((JSON.parse(show.out) as { id: string }).id, m.id);
+  }
+  const missing = await run(['show', '01ARZ3NDEKTSV4RRFFQ69G5FAV']);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.err, /no such message in the queue/);
+
+  // Deleting by id: one outcome per id, from the shard that holds it (not not_found from the other).
+  const del = await run(['delete', listed.messages[0]!.id, listed.messages[1]!.id, '--json']);
+  assert.equal(del.code, 0, del.err);
+  const results = (JSON.parse(del.out) as { results: { id: string; result: string }[] }).results;
+  assert.deepEqual(results.map((x) => x.result).sort(), ['deleted', 'deleted']);
+  await waitFor(async () => (await scrape(r.http, 'mailrelay_queue_messages', { state: 'deferred' })) === 6, 10_000, 'six left');
+});
