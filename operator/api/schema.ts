@@ -343,6 +343,7 @@ export const MailRelayStatusSchema = z.object({
     lastScaleTime: z.string().optional().describe('when it last changed the replicas (RFC 3339)'),
     belowTargetSince: z.string().optional().describe('since when the queues have stayed well below the targets (the scale-down window)'),
     aboveTargetSince: z.string().optional().describe('since when a target has been exceeded (the scale-up window)'),
+    podDeliveryRate: z.number().min(0).optional().describe('messages per second one pod was seen to deliver with a backlog: a scale-down must leave enough pods for the inflow at half of it'),
   }).optional().describe('the operator\'s autoscaler (autoscaling.mode operator)'),
   scaleDown: z.object({
     startedAt: z.string().describe('when the current scale-down started draining (RFC 3339)'),

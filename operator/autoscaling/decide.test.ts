@@ -14,14 +14,14 @@ const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString().repl
 const spec = (s: Partial<AutoscalingSpec> = {}): AutoscalingSpec => AutoscalingSchema.parse({ maxReplicas: 4, targetQueuePerReplica: 100, targetOldestAgeSeconds: 60, scaleDownStabilizationSeconds: 30, ...s });
 
 /** A pod's /status with `queued` due messages whose oldest is `oldest` s old. */
-function pod(ordinal: number, queued: number, opts: { oldest?: number; deferred?: number; draining?: boolean; problem?: 'full' | 'unwritable' } = {}): PodReading {
+function pod(ordinal: number, queued: number, opts: { oldest?: number; deferred?: number; draining?: boolean; problem?: 'full' | 'unwritable'; accepted?: number; delivered?: number } = {}): PodReading {
   const status: RelayStatus = buildRelayStatus({
     now: NOW.getTime(),
     spool: {
       messages: queued + (opts.deferred ?? 0), byState: { queued, deferred: opts.deferred ?? 0 },
       oldestReceivedAt: undefined, oldestQueuedReceivedAt: queued > 0 ? NOW.getTime() - (opts.oldest ?? 1) * 1000 : undefined,
     },
-    inFlight: 0, learnedLimits: new Map(), rates: { delivered: 0, accepted: 0, windowSeconds: 60 }, draining: opts.draining ?? false,
+    inFlight: 0, learnedLimits: new Map(), rates: { delivered: opts.delivered ?? 0, accepted: opts.accepted ?? 0, windowSeconds: 60 }, draining: opts.draining ?? false,
     ...(opts.problem ? { spoolProblem: { problem: opts.problem, message: 'ENOSPC' } } : {}),
   });
   return { ordinal, status };
@@ -60,6 +60,9 @@ const ROWS: Row[] = [
   { name: 'a pod still draining below the count (coming back): no scale-down', input: { current: 2, pods: [pod(0, 0), pod(1, 0, { draining: true })], previous: { belowTargetSince: ago(300) } }, replicas: 2, reason: 'PodsNotReporting' },
   { name: 'a scale-down still draining: no second one', input: { current: 2, pods: [pod(0, 0), pod(1, 0), pod(2, 40, { draining: true })], scaleDownInProgress: true, previous: { belowTargetSince: ago(300) } }, replicas: 2, reason: 'ScaleDownInProgress' },
   { name: 'draining pods above the count are not capacity: their queue does not count either', input: { current: 1, pods: [pod(0, 90), pod(1, 5000, { draining: true })], scaleDownInProgress: true }, replicas: 1, reason: 'WithinTarget' },
+  { name: 'a backlogged pod\'s delivery rate is remembered as a pod\'s capacity', input: { current: 1, pods: [pod(0, 400, { delivered: 65, accepted: 250 })] }, replicas: 4, reason: 'QueueAboveTarget', state: { lastScaleTime: ago(0), podDeliveryRate: 65 } },
+  { name: 'short queues while mail pours in: one pod fewer could not carry the inflow, no scale-down', input: { current: 4, pods: [0, 1, 2, 3].map((o) => pod(o, 5, { accepted: 62, delivered: 62 })), previous: { belowTargetSince: ago(300), podDeliveryRate: 65 } }, replicas: 4, reason: 'InflowAboveCapacity', state: { podDeliveryRate: 65 } },
+  { name: 'the inflow fell to what one pod fewer carries at half speed: the window runs', input: { current: 4, pods: [0, 1, 2, 3].map((o) => pod(o, 0, { accepted: 20, delivered: 20 })), previous: { belowTargetSince: ago(30), podDeliveryRate: 65 } }, replicas: 3, reason: 'QueueBelowTarget', state: { lastScaleTime: ago(0), podDeliveryRate: 65 } },
   { name: 'at minReplicas and idle: stays', input: { current: 1, pods: [pod(0, 0)], previous: { belowTargetSince: ago(3000) } }, replicas: 1, reason: 'WithinTarget', state: {} },
 ];
 
@@ -78,7 +81,7 @@ describe('decideReplicas', () => {
 
   it('sums only the serving pods below the chosen count', () => {
     const f = queueFigures(2, [pod(0, 10, { oldest: 5, deferred: 3 }), pod(1, 20, { oldest: 9 }), pod(2, 1000, { oldest: 500 })]);
-    assert.deepEqual(f, { queued: 30, deferred: 3, oldestQueuedAgeSeconds: 9, serving: 2, notServing: [], spoolFull: [], spoolUnwritable: [] });
+    assert.deepEqual(f, { queued: 30, deferred: 3, oldestQueuedAgeSeconds: 9, serving: 2, notServing: [], acceptedPerSecond: 0, backloggedDeliveryRate: null, spoolFull: [], spoolUnwritable: [] });
   });
 
   it('never flaps: any constant queue, fed back its own decisions, moves in one direction and settles', () => {

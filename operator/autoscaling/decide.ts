@@ -35,6 +35,11 @@ export interface AutoscaleState {
   aboveTargetSince?: string;
   /** Since when the queues have stayed within the scale-down band without a break. */
   belowTargetSince?: string;
+  /**
+   * Messages per second one pod was seen to deliver while it had a backlog (the highest such
+   * reading): what a pod can carry. A scale-down must leave enough of them for the inflow.
+   */
+  podDeliveryRate?: number;
 }
 
 /** Inputs of decideReplicas. */
@@ -59,7 +64,7 @@ export type AutoscaleReason =
   | 'QueueAboveTarget' | 'OldestAboveTarget' | 'SpoolFull' | 'SpoolUnwritable'
   | 'AtMaxReplicas' | 'StabilizingUp'
   | 'QueueBelowTarget' | 'StabilizingDown'
-  | 'PodsNotReporting' | 'ScaleDownInProgress' | 'WithinTarget';
+  | 'PodsNotReporting' | 'ScaleDownInProgress' | 'InflowAboveCapacity' | 'WithinTarget';
 
 /** The autoscaler's decision. */
 export interface AutoscaleDecision {
@@ -86,6 +91,10 @@ export interface QueueFigures {
   serving: number;
   /** Pods below `current` that did not answer or are still draining (joining after a hold). */
   notServing: number[];
+  /** Messages accepted per second by the serving pods (their 60 s window), summed. */
+  acceptedPerSecond: number;
+  /** The highest delivery rate of a serving pod with a backlog (queued >= backlog), or null. */
+  backloggedDeliveryRate: number | null;
   /** Serving pods whose spool is full / unwritable. */
   spoolFull: number[];
   spoolUnwritable: number[];
@@ -95,8 +104,8 @@ const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const since = (t: string | undefined, now: Date) => (t === undefined ? 0 : (now.getTime() - Date.parse(t)) / 1000);
 
 /** Sums the readings of the serving pods. Pure. */
-export function queueFigures(current: number, pods: readonly PodReading[]): QueueFigures {
-  const f: QueueFigures = { queued: 0, deferred: 0, oldestQueuedAgeSeconds: null, serving: 0, notServing: [], spoolFull: [], spoolUnwritable: [] };
+export function queueFigures(current: number, pods: readonly PodReading[], backlog = Infinity): QueueFigures {
+  const f: QueueFigures = { queued: 0, deferred: 0, oldestQueuedAgeSeconds: null, serving: 0, notServing: [], acceptedPerSecond: 0, backloggedDeliveryRate: null, spoolFull: [], spoolUnwritable: [] };
   const byOrdinal = new Map(pods.map((p) => [p.ordinal, p]));
   for (let o = 0; o < current; o++) {
     const s = byOrdinal.get(o)?.status;
@@ -107,6 +116,8 @@ export function queueFigures(current: number, pods: readonly PodReading[]): Queu
     f.serving++;
     f.queued += s.queue.queued;
     f.deferred += s.queue.deferred;
+    f.acceptedPerSecond += s.delivery.acceptedPerSecond;
+    if (s.queue.queued >= backlog) f.backloggedDeliveryRate = Math.max(f.backloggedDeliveryRate ?? 0, s.delivery.deliveredPerSecond);
     const age = s.queue.oldestQueuedAgeSeconds;
     if (age !== null && (f.oldestQueuedAgeSeconds === null || age > f.oldestQueuedAgeSeconds)) f.oldestQueuedAgeSeconds = age;
     if (s.spool.problem === 'full') f.spoolFull.push(o);
@@ -126,7 +137,10 @@ export function decideReplicas(input: AutoscaleInput): AutoscaleDecision {
   if (current < min) return scaled(min, 'BelowMinReplicas', `${current} relay pods, below minReplicas ${min}`);
   if (current > max) return scaled(max, 'AboveMaxReplicas', `${current} relay pods, above maxReplicas ${max}`);
 
-  const f = queueFigures(current, input.pods);
+  // A pod with half a target's worth queued is delivering as fast as it can: its rate is a pod's capacity.
+  const f = queueFigures(current, input.pods, Math.max(1, SCALE_DOWN_FRACTION * target));
+  const podRate = Math.max(previous.podDeliveryRate ?? 0, f.backloggedDeliveryRate ?? 0) || undefined;
+  const withRate = (d: AutoscaleDecision): AutoscaleDecision => (podRate === undefined ? d : { ...d, state: { ...d.state, podDeliveryRate: Math.round(podRate * 100) / 100 } });
   const oldest = f.oldestQueuedAgeSeconds;
   const figures = `${f.queued} queued (${f.deferred} deferred) on ${f.serving}/${current} serving pods, target ${target} per pod; oldest queued ${oldest === null ? 'none' : `${Math.round(oldest)} s`}, target ${oldestTarget} s`;
   const keep = (reason: AutoscaleReason, message: string, state: AutoscaleState): AutoscaleDecision => {
@@ -155,27 +169,32 @@ export function decideReplicas(input: AutoscaleInput): AutoscaleDecision {
     const detail = reason === 'SpoolFull' ? `; spool full on pods ${f.spoolFull.join(', ')}`
       : reason === 'SpoolUnwritable' ? `; spool unwritable on pods ${f.spoolUnwritable.join(', ')}` : '';
     const aboveSince = previous.aboveTargetSince ?? stamp;
-    if (want <= current) return keep(reason, `${figures}${detail}; waiting for the ${f.notServing.length} pods not serving yet`, { aboveTargetSince: aboveSince });
-    if (current >= max) return keep('AtMaxReplicas', `${figures}${detail}; already at maxReplicas ${max}`, { aboveTargetSince: aboveSince });
+    if (want <= current) return withRate(keep(reason, `${figures}${detail}; waiting for the ${f.notServing.length} pods not serving yet`, { aboveTargetSince: aboveSince }));
+    if (current >= max) return withRate(keep('AtMaxReplicas', `${figures}${detail}; already at maxReplicas ${max}`, { aboveTargetSince: aboveSince }));
     const waited = since(aboveSince, now);
     if (waited < spec.scaleUpStabilizationSeconds) {
-      return keep('StabilizingUp', `${figures}${detail}; above target for ${Math.floor(waited)} of ${spec.scaleUpStabilizationSeconds} s`, { aboveTargetSince: aboveSince });
+      return withRate(keep('StabilizingUp', `${figures}${detail}; above target for ${Math.floor(waited)} of ${spec.scaleUpStabilizationSeconds} s`, { aboveTargetSince: aboveSince }));
     }
     const to = Math.min(max, want);
-    return scaled(to, reason, `${figures}${detail}; ${current} -> ${to} relay pods`);
+    return withRate(scaled(to, reason, `${figures}${detail}; ${current} -> ${to} relay pods`));
   }
 
   // Down: one pod fewer must stay within the dead band, on complete information only.
-  if (current <= min) return keep('WithinTarget', figures, {});
-  if (input.scaleDownInProgress) return keep('ScaleDownInProgress', `${figures}; a scale-down is still draining`, {});
-  if (!allServing) return keep('PodsNotReporting', `${figures}; pods ${f.notServing.join(', ')} not serving: no scale-down on partial figures`, {});
+  if (current <= min) return withRate(keep('WithinTarget', figures, {}));
+  if (input.scaleDownInProgress) return withRate(keep('ScaleDownInProgress', `${figures}; a scale-down is still draining`, {}));
+  if (!allServing) return withRate(keep('PodsNotReporting', `${figures}; pods ${f.notServing.join(', ')} not serving: no scale-down on partial figures`, {}));
   const fewer = current - 1;
   const fits = f.queued <= SCALE_DOWN_FRACTION * target * fewer && (oldest === null || oldest <= SCALE_DOWN_FRACTION * oldestTarget);
-  if (!fits) return keep('WithinTarget', figures, {});
+  if (!fits) return withRate(keep('WithinTarget', figures, {}));
+  // A short queue on n pods says nothing about n - 1 while mail keeps arriving: the pods keep
+  // it short. One pod fewer must carry the inflow at half of what a pod was seen to deliver.
+  if (podRate !== undefined && f.acceptedPerSecond > SCALE_DOWN_FRACTION * podRate * fewer) {
+    return withRate(keep('InflowAboveCapacity', `${figures}; ${Math.round(f.acceptedPerSecond)} messages/s arriving, more than half of what ${fewer} pods deliver (${Math.round(podRate)}/s each)`, {}));
+  }
   const belowSince = previous.belowTargetSince ?? stamp;
   const waited = since(belowSince, now);
   if (waited < spec.scaleDownStabilizationSeconds) {
-    return keep('StabilizingDown', `${figures}; ${fewer} pods would do for ${Math.floor(waited)} of ${spec.scaleDownStabilizationSeconds} s`, { belowTargetSince: belowSince });
+    return withRate(keep('StabilizingDown', `${figures}; ${fewer} pods would do for ${Math.floor(waited)} of ${spec.scaleDownStabilizationSeconds} s`, { belowTargetSince: belowSince }));
   }
-  return scaled(fewer, 'QueueBelowTarget', `${figures}; ${current} -> ${fewer} relay pods (the removed pod drains first)`);
+  return withRate(scaled(fewer, 'QueueBelowTarget', `${figures}; ${current} -> ${fewer} relay pods (the removed pod drains first)`));
 }
