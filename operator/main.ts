@@ -38,6 +38,8 @@ options:
   --metrics-port PORT            same, port only
   --relay-image REF              image for unset spec.image fields (default: $RELAY_IMAGE)
   --workers N                    MailRelays reconciled in parallel (default 2)
+  --queue-poll-interval S        seconds between reads of the relay pods' queues (GET /status:
+                                 status.queue, autoscaling, healing; default 15)
   --log-level LEVEL              fatal|error|warn|info|debug|trace (default: $LOG_LEVEL or info)
 
 relay monitoring (the chart sets these from its values):
@@ -59,6 +61,8 @@ export interface OperatorConfig {
   metricsPort: number;
   relayImage: string;
   workers: number;
+  /** How often the relay pods' /status is read (ms; ADR 0009). */
+  queuePollMs: number;
   logLevel: string;
   /** Relay monitoring settings for every MailRelay. */
   monitoring: OperatorMonitoring;
@@ -134,6 +138,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, cont
       'metrics-port': { type: 'string' },
       'relay-image': { type: 'string' },
       workers: { type: 'string' },
+      'queue-poll-interval': { type: 'string' },
       'log-level': { type: 'string' },
       'relay-servicemonitor-labels': { type: 'string' },
       'relay-relabelings': { type: 'string' },
@@ -167,6 +172,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv, cont
     metricsPort: listen.port,
     relayImage: values['relay-image'] ?? env.RELAY_IMAGE ?? FALLBACK_IMAGE,
     workers,
+    queuePollMs: seconds('queue-poll-interval', values['queue-poll-interval'], 15_000),
     logLevel,
     monitoring,
   };
@@ -227,7 +233,7 @@ export async function operatorCommand(argv: string[], runtime: { stop?: AbortSig
   }
   const log = pino({ level: config.logLevel, base: { component: 'operator' } });
   const metrics = createOperatorMetrics(new Registry());
-  const controllerOpts: ControllerOptions = { kc, metrics, defaultImage: config.relayImage, workers: config.workers, log, monitoring: config.monitoring };
+  const controllerOpts: ControllerOptions = { kc, metrics, defaultImage: config.relayImage, workers: config.workers, log, monitoring: config.monitoring, queuePollMs: config.queuePollMs };
   if (config.namespace) controllerOpts.namespace = config.namespace;
   if (config.leaderElection) controllerOpts.leaderElection = config.leaderElection;
   const controller = await startController(controllerOpts);

@@ -24,6 +24,8 @@ import { listenNamed } from './net/listen.ts';
 import type { QueueAction, QueueActionResponse, QueueActionResult, QueueFilter, QueueListResponse, QueueMessageDetail, QueueSelection } from './queue/types.ts';
 import type { RelayCore } from './service.ts';
 import { MessageNotFoundError } from './spool/errors.ts';
+import { combineRelayStatus, statusRoute, type RelayStatus } from './status.ts';
+import { writeTerminationMessage } from './termination.ts';
 import { mailrelayVersion } from './version.ts';
 import { planWorkers, restartDelayMs, shardDir, shardIndexOf, workerConfig } from './workers.ts';
 import type { WorkerSlot } from './workers.ts';
@@ -33,7 +35,7 @@ const WORKER_ENV = 'MAILRELAY_WORKER';
 /** The validated config, as JSON: every worker runs exactly what its primary validated. */
 const CONFIG_ENV = 'MAILRELAY_WORKER_CONFIG';
 
-type Op = 'ready' | 'metrics' | 'hold' | 'undo' | 'drain' | 'queue';
+type Op = 'ready' | 'metrics' | 'hold' | 'undo' | 'drain' | 'queue' | 'status';
 /** A queue API call, run by every worker on its own shard. */
 type QueueCall =
   | { m: 'list'; filter: QueueFilter }
@@ -215,6 +217,7 @@ export async function runRelayPrimary(config: RelayConfig, root: Logger = pino({
     });
   } catch (err) {
     log.error({ err }, 'relay workers failed to start');
+    writeTerminationMessage(config.terminationMessagePath, (err as Error).message);
     await stopAll('SIGKILL');
     return 1;
   }
@@ -292,6 +295,13 @@ export async function runRelayPrimary(config: RelayConfig, root: Logger = pino({
     trustLoopback: config.http.trustLoopback,
     queue: shardedQueue((q) => Promise.all(live().map((s) => call(s, 'queue', 60_000, undefined, q)))),
     log: root.child({ component: 'http' }),
+    // One document for the pod: every worker's shard, combined (a worker that does not
+    // answer fails the call, so the operator never sees a partial queue as the whole).
+    routes: [statusRoute(async () => {
+      const parts = await Promise.all(live().map((s) => call(s, 'status', 5000) as Promise<RelayStatus>));
+      const doc = combineRelayStatus(parts);
+      return exiting || holding ? { ...doc, draining: true } : doc;
+    })],
   })).catch(async (err: unknown) => {
     await stopAll('SIGKILL');
     throw err;
@@ -355,6 +365,8 @@ export async function runRelayWorker(): Promise<never> {
         return reply(core.undoHold());
       case 'queue':
         return reply(runQueueCall(core, m.queue!));
+      case 'status':
+        return reply(core.status());
       case 'drain':
         return reply(core.drain(m.drainMs).then(() => {
           // Answered, then gone: the primary waits for this exit.

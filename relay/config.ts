@@ -175,6 +175,8 @@ export const RelayConfigSchema = z.strictObject({
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('pino log level; logs are JSON lines on stdout'),
   }).default({ level: 'info' }),
+  terminationMessagePath: z.string().min(1).default('/dev/termination-log')
+    .describe('file the relay writes why it stopped to when it cannot run (a damaged or unwritable spool, a bad key), if the file exists: Kubernetes\' terminationMessagePath, which the kubelet shows in the pod status and the operator in its conditions'),
 });
 
 /** A validated relay config, every default filled in. */

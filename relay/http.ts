@@ -16,6 +16,8 @@ import { MessageNotFoundError } from './spool/errors.ts';
 export interface HttpLog {
   info(o: object, msg?: string): void;
   warn(o: object, msg?: string): void;
+  /** For the audit lines of polled routes; without it they are not logged. */
+  debug?(o: object, msg?: string): void;
 }
 
 /** What the HTTP endpoints ask of the relay. */
@@ -72,6 +74,8 @@ export interface Route {
   access: Access;
   /** Its name in audit lines and refusals (e.g. "hold", "drain"). */
   action: string | ((req: RouteRequest) => string);
+  /** A read the operator polls every few seconds: its audit line is at debug level (refusals still warn). */
+  polled?: boolean;
   handle(req: RouteRequest): Promise<RouteReply> | RouteReply;
 }
 
@@ -284,7 +288,9 @@ export async function startHttp(host: string, port: number, h: HttpHandlers): Pr
         : { status: 500, body: { error: (err as Error).message } }))
       .then((reply) => {
         if (route.access === 'admin') {
-          h.log?.info({ audit: true, action, remote, auth: via, method, path: url.pathname, status: reply.status, ...reply.audit }, `admin: ${action}`);
+          const line = { audit: true, action, remote, auth: via, method, path: url.pathname, status: reply.status, ...reply.audit };
+          if (route.polled) h.log?.debug?.(line, `admin: ${action}`);
+          else h.log?.info(line, `admin: ${action}`);
         }
         send(reply);
       }, () => undefined);

@@ -99,7 +99,15 @@ async function relayCommand(argv: string[], io: CliIo): Promise<number> {
   const log = pino({ level: config.log.level });
   // Several workers, or shards a larger `workers` setting left that must still be delivered.
   if (relayProcesses(config) > 1) return runRelayPrimary(config, log);
-  const relay = await startRelay(config, { log });
+  let relay: Awaited<ReturnType<typeof startRelay>>;
+  try {
+    relay = await startRelay(config, { log });
+  } catch (err) {
+    // A damaged or unwritable spool, a bad key: said where the kubelet and the operator look.
+    const { writeTerminationMessage } = await import('./termination.ts');
+    writeTerminationMessage(config.terminationMessagePath, (err as Error).message);
+    throw err;
+  }
   const main = log.child({ component: 'relay' });
   const stop = (signal: string) => {
     main.info({ signal, timeoutSeconds: config.drain.timeout }, `${signal}: draining (up to ${config.drain.timeout}s)`);

@@ -109,6 +109,11 @@ function declareRelayMetrics(registry: Registry, opts: { defaultMetrics?: boolea
       help: 'Age of the oldest message still in the spool, in seconds (0 when empty).',
       aggregator: 'max', registers,
     }),
+    queueOldestQueuedAge: new Gauge({
+      name: 'mailrelay_queue_oldest_queued_message_age_seconds',
+      help: 'Age of the oldest message waiting for its first or next due delivery attempt (deferred messages waiting for a retry left out), in seconds (0 when none): how far delivery is behind arrivals; the autoscaler\'s age signal.',
+      registers,
+    }),
     deliveryDuration: new Histogram({
       name: 'mailrelay_delivery_duration_seconds',
       help: 'Duration of one delivery transaction, from MAIL FROM to the final reply.',

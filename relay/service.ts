@@ -26,6 +26,8 @@ import { listenNamed } from './net/listen.ts';
 import { messageIdOf, peekHeader } from './inbound/message-id.ts';
 import { mailrelayVersion } from './version.ts';
 import { shardDir } from './workers.ts';
+import { kindForCode, type SpoolErrorKind } from './spool/errors.ts';
+import { RateMeter, buildRelayStatus, statusRoute, type RelayStatus, type SpoolProblem } from './status.ts';
 
 /** Hooks tests use to run a relay deterministically. */
 export interface RelayRuntimeOptions {
@@ -60,6 +62,8 @@ export interface RelayCore {
   ready(): { ok: boolean; reasons: string[] };
   /** Sets the gauges computed on demand (queue depth and age) from the spool. */
   refreshGauges(): void;
+  /** The /status document of this process (its spool shard): queue, rates, learned limits, drain and spool state. */
+  status(): Promise<RelayStatus>;
   /** Hold drain (ADR 0003 R1): refuse new mail, keep delivering; `persist` writes the marker that survives restarts. */
   hold(persist: boolean): Promise<void>;
   /** Ends a hold; false while an exit drain runs. */
@@ -82,6 +86,8 @@ export interface RelayHandle {
   queue: QueueAdmin;
   /** The current inbound listener (sessions, SPF cache and checks in flight). */
   readonly inbound: InboundServer;
+  /** The /status document (queue, rates, learned limits, drain and spool state) as of now. */
+  status(): Promise<RelayStatus>;
   /** Starts the drain: 421 to new sessions, deliver what is due, then stop. Resolves when stopped. */
   drain(timeoutMs?: number): Promise<void>;
   /** Stops at once (in-flight deliveries are abandoned; the spool keeps them). */
@@ -133,6 +139,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
     trustLoopback: config.http.trustLoopback,
     queue: core.queue,
     log: root.child({ component: 'http' }),
+    routes: [statusRoute(() => core.status())],
   })).catch(async (err: unknown) => {
     await core.close().catch(() => undefined);
     throw err;
@@ -146,6 +153,7 @@ export async function startRelay(config: RelayConfig, rt: RelayRuntimeOptions = 
       return core.inbound!;
     },
     drain,
+    status: () => core.status(),
     close: async () => {
       if (closed) return;
       closed = true;
@@ -220,14 +228,18 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
 
   let draining = false;
   let closed = false;
-  let spoolWritable = true;
+  // Why the spool takes no writes, from the last failed accept or probe; undefined while it does.
+  let spoolProblem: { problem: SpoolProblem; message: string } | undefined;
+  const problemOf = (kind: SpoolErrorKind): SpoolProblem => (kind === 'no_space' ? 'full' : 'unwritable');
   let lastProbe = 0;
   const probeSpool = () => {
     const now = Date.now();
     if (now - lastProbe < 5000) return;
     lastProbe = now;
     const f = join(spoolDir, '.ready-probe');
-    writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolWritable = true; }, () => { spoolWritable = false; });
+    writeFile(f, 'ok').then(() => unlink(f)).then(() => { spoolProblem = undefined; }, (err: NodeJS.ErrnoException) => {
+      spoolProblem = { problem: problemOf(kindForCode(err.code)), message: `spool probe write failed: ${err.code ?? err.message}` };
+    });
   };
 
   // One SPF cache for the process, made before the listener that uses it.
@@ -246,7 +258,7 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
           const peeked = await peekHeader(body, config.inbound.maxHeaderSize);
           const messageId = messageIdOf(peeked.header);
           const m = await spool.accept(messageId === undefined ? envelope : { ...envelope, messageId }, peeked.body);
-          spoolWritable = true;
+          spoolProblem = undefined;
           scheduler.kick();
           return { id: m.id };
         } catch (err) {
@@ -254,7 +266,7 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
           // new sessions to a sibling until the probe sees the spool writable again.
           const kind = (err as { kind?: string }).kind;
           if (kind === 'no_space' || kind === 'read_only') {
-            spoolWritable = false;
+            spoolProblem = { problem: problemOf(kind), message: (err as Error).message };
             lastProbe = Date.now();
           }
           throw err;
@@ -313,10 +325,36 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
     return drainPromise;
   };
 
+  // Rates for /status: the delivered and accepted counters, sampled every second.
+  const deliveredRate = new RateMeter();
+  const acceptedRate = new RateMeter();
+  const counterSum = async (c: { get(): Promise<{ values: { value: number; labels: object }[] }> }, label: string, value: string) =>
+    (await c.get()).values.filter((v) => (v.labels as Record<string, unknown>)[label] === value).reduce((a, v) => a + v.value, 0);
+  const sampleRates = async () => {
+    const at = Date.now();
+    deliveredRate.sample(await counterSum(metrics.recipients, 'outcome', 'delivered'), at);
+    acceptedRate.sample(await counterSum(metrics.inboundMessages, 'result', 'accepted'), at);
+  };
+  const rateTimer = setInterval(() => { void sampleRates(); }, 1000);
+  rateTimer.unref();
+  const status = async (): Promise<RelayStatus> => {
+    await sampleRates();
+    return buildRelayStatus({
+      now: Date.now(),
+      spool: spool.stats(),
+      inFlight: scheduler.active,
+      learnedLimits: engine.learnedLimits(),
+      rates: { delivered: deliveredRate.perSecond(), accepted: acceptedRate.perSecond(), windowSeconds: deliveredRate.windowSeconds },
+      draining,
+      ...(spoolProblem ? { spoolProblem } : {}),
+    });
+  };
+
   const queue = new QueueAdmin(spool, scheduler, rt.clock);
   const shutdown = async () => {
     if (closed) return;
     closed = true;
+    clearInterval(rateTimer);
     await inbound?.close();
     await scheduler.stop(0);
     await engine.close();
@@ -332,7 +370,7 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
     },
     ready: () => {
       probeSpool();
-      const reasons = [...(draining ? ['draining'] : []), ...(spoolWritable ? [] : ['spool not writable'])];
+      const reasons = [...(draining ? ['draining'] : []), ...(spoolProblem === undefined ? [] : [spoolProblem.problem === 'full' ? 'spool full' : 'spool not writable'])];
       return { ok: reasons.length === 0, reasons };
     },
     refreshGauges: () => {
@@ -340,7 +378,9 @@ export async function startRelayCore(config: RelayConfig, rt: RelayRuntimeOption
       metrics.queueMessages.set({ state: 'queued' }, st.byState.queued);
       metrics.queueMessages.set({ state: 'deferred' }, st.byState.deferred);
       metrics.queueOldestAge.set(st.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - st.oldestReceivedAt) / 1000));
+      metrics.queueOldestQueuedAge.set(st.oldestQueuedReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - st.oldestQueuedReceivedAt) / 1000));
     },
+    status,
     hold: startHold,
     undoHold: endHold,
     drain,

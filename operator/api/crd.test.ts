@@ -50,7 +50,9 @@ describe('CRD', () => {
     });
     const cols = Object.fromEntries((version.additionalPrinterColumns ?? []).map((c) => [c.name, c.jsonPath]));
     assert.equal(cols.Ready, '.status.conditions[?(@.type=="Ready")].status');
-    assert.equal(cols.Replicas, '.spec.replicas');
+    assert.equal(cols.Replicas, '.status.desiredReplicas', 'spec.replicas is unset while the operator autoscales');
+    assert.equal(cols.Queue, '.status.queue.messages');
+    assert.equal(cols.Oldest, '.status.queue.oldestMessageTime', 'a date column: kubectl shows its age, current without a status write');
     assert.equal(cols['Ready-Replicas'], '.status.readyReplicas');
     assert.equal(cols.Smarthost, '.spec.delivery.smarthost.host');
     assert.equal(cols.Age, '.metadata.creationTimestamp');

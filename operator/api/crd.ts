@@ -82,8 +82,10 @@ export function buildCrd(): V1CustomResourceDefinition {
         },
         additionalPrinterColumns: [
           { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'whether the relay takes mail at the requested scale' },
-          { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas', description: 'requested relay pods' },
+          { name: 'Replicas', type: 'integer', jsonPath: '.status.desiredReplicas', description: 'relay pods the operator aims for: spec.replicas, or the autoscaler\'s choice' },
           { name: 'Ready-Replicas', type: 'integer', jsonPath: '.status.readyReplicas', description: 'relay pods ready to accept mail' },
+          { name: 'Queue', type: 'integer', jsonPath: '.status.queue.messages', description: 'messages in the relay pods\' spools (queued and deferred)' },
+          { name: 'Oldest', type: 'date', jsonPath: '.status.queue.oldestMessageTime', description: 'age of the oldest message in any spool' },
           { name: 'Smarthost', type: 'string', jsonPath: '.spec.delivery.smarthost.host', description: 'where mail is relayed to (empty: MX delivery)' },
           { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: 'why Ready is what it is', priority: 1 },
           { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

@@ -31,6 +31,8 @@ export interface MailRelayInputs {
     serviceMonitor?: boolean;
     /** monitoring.coreos.com/v1 PrometheusRule exists. */
     prometheusRule?: boolean;
+    /** keda.sh/v1alpha1 ScaledObject exists (KEDA is installed): spec.autoscaling.mode keda renders one. */
+    scaledObject?: boolean;
   };
   /** StatefulSet replicas allowed by the scale-down plan (desired/scale-down.ts); defaults to spec.replicas. */
   statefulSetReplicas?: number;

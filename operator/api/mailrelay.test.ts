@@ -2,7 +2,7 @@
 // problem names the field at fault with a reason a controller can act on.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidMailRelayError, fieldPath, validateMailRelay, withDefaults, type MailRelay, type MailRelaySpec, type ValidationProblem } from './mailrelay.ts';
+import { InvalidMailRelayError, fieldPath, requestedReplicas, validateMailRelay, withDefaults, type MailRelay, type MailRelaySpec, type ValidationProblem } from './mailrelay.ts';
 import { secretInput, type SecretInput } from './inputs.ts';
 import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 
@@ -25,7 +25,9 @@ describe('withDefaults', () => {
   it('fills every default on a copy and leaves the (frozen) input alone', () => {
     const spec = deepFreeze({ relayNetworks: ['10.0.0.0/8'], delivery: { retry: { schedule: ['1m'] } } });
     const d = withDefaults(spec);
-    assert.equal(d.replicas, 2);
+    assert.equal(d.replicas, undefined, 'no default in the schema: CEL must see whether the user set it');
+    assert.equal(requestedReplicas(d), 2);
+    assert.equal(requestedReplicas(withDefaults({ autoscaling: { minReplicas: 3, maxReplicas: 5 } })), 3);
     assert.equal(d.delivery.mode, 'mx');
     assert.deepEqual(d.delivery.retry, { schedule: ['1m'], maxAge: '120h' });
     assert.equal(d.spool.size, '10Gi');

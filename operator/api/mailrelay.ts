@@ -106,6 +106,23 @@ function zodProblems(err: ZodError): ValidationProblem[] {
   });
 }
 
+/** Relay pods when neither spec.replicas nor autoscaling says otherwise. */
+export const DEFAULT_REPLICAS = 2;
+
+/**
+ * The replicas the spec itself asks for: spec.replicas, else autoscaling.minReplicas, else
+ * DEFAULT_REPLICAS. With autoscaling.mode operator the autoscaler's choice replaces it
+ * (operator/autoscaling/decide.ts); this is where it starts.
+ */
+export function requestedReplicas(spec: Pick<MailRelaySpecDefaulted, 'replicas' | 'autoscaling'>): number {
+  return spec.replicas ?? spec.autoscaling?.minReplicas ?? DEFAULT_REPLICAS;
+}
+
+/** True when the operator's own autoscaler sets the replicas (spec.autoscaling with mode operator). */
+export function operatorAutoscales(spec: Pick<MailRelaySpecDefaulted, 'autoscaling'>): boolean {
+  return spec.autoscaling?.mode === 'operator';
+}
+
 /** Returns a copy of the spec with every default filled in; never mutates its input. Throws InvalidMailRelayError if the spec does not match the schema. */
 export function withDefaults(spec: MailRelaySpec): MailRelaySpecDefaulted {
   const r = MailRelaySpecSchema.safeParse(structuredClone(spec ?? {}));

@@ -30,6 +30,14 @@ const EXAMPLES: Record<string, { bad: MailRelaySpec; good: MailRelaySpec; name?:
   'traffic-policy-needs-external': { bad: { service: { externalTrafficPolicy: 'Local' } }, good: { service: { type: 'NodePort', externalTrafficPolicy: 'Local' } } },
   'source-ranges-need-loadbalancer': { bad: { service: { type: 'NodePort', loadBalancerSourceRanges: ['10.0.0.0/8'] } }, good: { service: { type: 'LoadBalancer', loadBalancerSourceRanges: ['10.0.0.0/8'] } } },
   'timeout-needs-drain': { bad: { scaleDown: { policy: 'Immediate', timeout: '1h' } }, good: { scaleDown: { policy: 'Drain', timeout: '1h' } } },
+  'autoscaling-min-le-max': { bad: { autoscaling: { minReplicas: 3, maxReplicas: 2 } }, good: { autoscaling: { minReplicas: 2, maxReplicas: 2 } } },
+  'replicas-or-autoscaling': {
+    bad: { replicas: 2, autoscaling: { maxReplicas: 4 } },
+    good: { replicas: 2, autoscaling: { mode: 'keda', maxReplicas: 4, keda: { serverAddress: 'http://prometheus:9090' } } },
+  },
+  'autoscaling-drains': { bad: { autoscaling: { maxReplicas: 4 }, scaleDown: { policy: 'Immediate' } }, good: { autoscaling: { maxReplicas: 4 }, scaleDown: { policy: 'Drain' } } },
+  'keda-needs-prometheus': { bad: { autoscaling: { mode: 'keda', maxReplicas: 4 } }, good: { autoscaling: { mode: 'keda', maxReplicas: 4, keda: { serverAddress: 'http://prometheus:9090' } } } },
+  'keda-settings-need-keda-mode': { bad: { autoscaling: { maxReplicas: 4, keda: { serverAddress: 'http://prometheus:9090' } } }, good: { autoscaling: { maxReplicas: 4 } } },
 };
 
 function nodeAt(root: JsonSchema, at: string): JsonSchema {

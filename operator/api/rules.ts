@@ -7,7 +7,7 @@ import type { MailRelaySpecDefaulted } from './schema.ts';
 import { parseDuration } from './duration.ts';
 
 /** Where in the openAPIV3Schema a rule is attached: a dotted path from the root object. */
-export type RuleScope = '' | 'spec' | 'spec.delivery' | 'spec.delivery.smarthost' | 'spec.delivery.retry' | 'spec.service' | 'spec.spool' | 'spec.scaleDown';
+export type RuleScope = '' | 'spec' | 'spec.delivery' | 'spec.delivery.smarthost' | 'spec.delivery.retry' | 'spec.service' | 'spec.spool' | 'spec.scaleDown' | 'spec.autoscaling';
 
 /** One cross-field rule. */
 export interface CrossFieldRule {
@@ -132,6 +132,56 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
     fieldPath: '.timeout',
     field: 'spec.scaleDown.timeout',
     holds: (s) => s.scaleDown.timeout === undefined || s.scaleDown.policy === 'Drain',
+  },
+  {
+    id: 'autoscaling-min-le-max',
+    at: 'spec.autoscaling',
+    cel: '!has(self.minReplicas) || self.minReplicas <= self.maxReplicas',
+    message: 'autoscaling.minReplicas must not exceed autoscaling.maxReplicas',
+    fieldPath: '.minReplicas',
+    field: 'spec.autoscaling.minReplicas',
+    holds: (s) => s.autoscaling === undefined || s.autoscaling.minReplicas <= s.autoscaling.maxReplicas,
+  },
+  {
+    // One owner of the replica count. With mode operator the operator chooses it, so a
+    // spec.replicas (from a manifest, kubectl scale or an HPA through the scale
+    // subresource, which writes spec.replicas) would fight it: refused. With mode keda,
+    // KEDA's HPA owns spec.replicas and the operator only drains what it removes.
+    id: 'replicas-or-autoscaling',
+    at: 'spec',
+    cel: "!has(self.autoscaling) || !has(self.replicas) || (has(self.autoscaling.mode) && self.autoscaling.mode == 'keda')",
+    message: 'spec.replicas must be unset while autoscaling.mode is operator: the operator sets the replicas between autoscaling.minReplicas and maxReplicas (kubectl scale and an HPA are refused for the same reason); remove spec.replicas, or spec.autoscaling to scale by hand',
+    fieldPath: '.replicas',
+    field: 'spec.replicas',
+    holds: (s) => s.autoscaling === undefined || s.replicas === undefined || s.autoscaling.mode === 'keda',
+  },
+  {
+    // Autoscaling scales down routinely: only through drain-and-hold (ADR 0003), never Immediate.
+    id: 'autoscaling-drains',
+    at: 'spec',
+    cel: "!has(self.autoscaling) || !has(self.scaleDown) || !has(self.scaleDown.policy) || self.scaleDown.policy == 'Drain'",
+    message: 'autoscaling scales down only through the drain (docs/adr/0003): scaleDown.policy must be Drain',
+    fieldPath: '.scaleDown',
+    field: 'spec.scaleDown.policy',
+    holds: (s) => s.autoscaling === undefined || s.scaleDown.policy === 'Drain',
+  },
+  {
+    id: 'keda-needs-prometheus',
+    at: 'spec.autoscaling',
+    cel: "!has(self.mode) || self.mode != 'keda' || has(self.keda)",
+    message: 'autoscaling.mode keda needs autoscaling.keda.serverAddress (the Prometheus the ScaledObject queries)',
+    fieldPath: '.keda',
+    field: 'spec.autoscaling.keda',
+    holds: (s) => s.autoscaling === undefined || s.autoscaling.mode !== 'keda' || s.autoscaling.keda !== undefined,
+  },
+  {
+    id: 'keda-settings-need-keda-mode',
+    at: 'spec.autoscaling',
+    cel: "!has(self.keda) || (has(self.mode) && self.mode == 'keda')",
+    message: 'autoscaling.keda applies to autoscaling.mode keda only',
+    fieldPath: '.keda',
+    field: 'spec.autoscaling.keda',
+    holds: (s) => s.autoscaling?.keda === undefined || s.autoscaling.mode === 'keda',
   },
   {
     // volumeClaimTemplates of a StatefulSet are immutable; until the controller can

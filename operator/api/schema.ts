@@ -154,9 +154,35 @@ export const DeliverySchema = z.object({
   }).optional().describe('DKIM-sign outgoing mail before the first delivery attempt'),
 }).prefault({}).describe('how mail leaves the relay');
 
+/** spec.autoscaling: who scales the relay on its queues, within which bounds and targets. */
+export const AutoscalingSchema = z.object({
+  mode: z.enum(['operator', 'keda']).default('operator')
+    .describe('operator: the operator reads every pod\'s queue (GET /status) and sets the replicas itself; keda: the operator renders a KEDA ScaledObject (when the keda.sh CRDs exist) whose Prometheus triggers scale the MailRelay through its scale subresource'),
+  minReplicas: z.number().int().min(1).max(1000).default(1).describe('fewest relay pods'),
+  maxReplicas: z.number().int().min(1).max(1000).describe('most relay pods'),
+  targetQueuePerReplica: z.number().int().min(1).max(10_000_000).default(1000)
+    .describe('queued messages (due or being delivered; deferred ones left out) per relay pod above which the relay scales up'),
+  targetOldestAgeSeconds: z.number().int().min(1).max(432_000).default(120)
+    .describe('age of the oldest queued (not deferred) message above which the relay scales up by one pod'),
+  scaleUpStabilizationSeconds: z.number().int().min(0).max(3600).default(0)
+    .describe('how long a target must be exceeded before scaling up (0: at once)'),
+  scaleDownStabilizationSeconds: z.number().int().min(0).max(86_400).default(300)
+    .describe('how long the queue must stay well below the targets before each one-pod step down; every step then drains that pod first'),
+  keda: z.object({
+    serverAddress: z.string().min(1).max(1024).regex(/^https?:\/\/[^\s]+$/, { message: 'not an http(s) URL' })
+      .describe('URL of the Prometheus that scrapes the relays (e.g. http://prometheus-operated.monitoring.svc:9090)'),
+    pollingIntervalSeconds: z.number().int().min(1).max(3600).default(15).describe('how often KEDA queries Prometheus'),
+    authenticationRef: z.object({ name: z.string().min(1).max(253).regex(DNS_SUBDOMAIN, { message: 'not a valid object name (DNS-1123 subdomain)' }).describe('name of the TriggerAuthentication') }).optional()
+      .describe('a KEDA TriggerAuthentication in the MailRelay\'s namespace for the Prometheus queries'),
+  }).optional().describe('the ScaledObject\'s Prometheus triggers (mode keda only)'),
+});
+
 /** The desired state of a MailRelay. */
 export const MailRelaySpecSchema = z.object({
-  replicas: z.number().int().min(0).max(1000).default(2).describe('number of relay pods; each has its own spool volume'),
+  replicas: z.number().int().min(0).max(1000).optional()
+    .describe('number of relay pods, each with its own spool volume; default 2 (autoscaling.minReplicas with autoscaling.mode keda). Must be unset with autoscaling.mode operator, where the operator sets the number (status.desiredReplicas)'),
+  autoscaling: AutoscalingSchema.optional()
+    .describe('scale the relay on its queues (docs/adr/0009-autoscaling.md): by the operator itself (mode operator), or by KEDA through the scale subresource (mode keda). Scale-downs always drain first (scaleDown.policy Drain)'),
   image: z.object({
     repository: z.string().min(1).max(512).optional().describe('image repository; defaults to the operator\'s own image (one image runs both)'),
     tag: z.string().min(1).max(128).regex(/^[\w][\w.-]{0,127}$/, { message: 'not an image tag' }).optional().describe('image tag; defaults to the operator\'s own tag'),
@@ -299,6 +325,26 @@ export const MailRelayStatusSchema = z.object({
   selector: z.string().optional().describe('label selector of the relay pods (scale subresource, HPA)'),
   configHash: z.string().optional().describe('sha256 of the rendered relay config and the referenced Secrets\' data'),
   smarthost: z.string().optional().describe('host:port mail is relayed to (mode smarthost)'),
+  desiredReplicas: z.number().int().min(0).optional().describe('relay pods the operator aims for: spec.replicas, or the autoscaler\'s choice'),
+  queue: z.object({
+    messages: z.number().int().min(0).describe('messages in the spools of the pods that answered'),
+    queued: z.number().int().min(0).describe('of those, messages due or being delivered'),
+    deferred: z.number().int().min(0).describe('of those, messages waiting for a retry'),
+    oldestMessageTime: z.string().optional().describe('arrival time of the oldest message in any spool (RFC 3339); the Oldest column shows its age'),
+    oldestQueuedMessageTime: z.string().optional().describe('arrival time of the oldest queued (not deferred) message: how far delivery is behind'),
+    pods: z.number().int().min(0).describe('relay pods whose /status was read'),
+    unreachablePods: z.array(z.string().describe('a pod name')).optional().describe('running relay pods whose /status could not be read'),
+  }).optional().describe('the relay\'s queues, summed over its pods (each pod\'s GET /status)'),
+  autoscaling: z.object({
+    currentReplicas: z.number().int().min(0).describe('relay pods the autoscaler had chosen before its last decision'),
+    desiredReplicas: z.number().int().min(0).describe('relay pods it chose'),
+    reason: z.string().min(1).max(64).describe('why (CamelCase): QueueAboveTarget, OldestAboveTarget, SpoolFull, QueueBelowTarget, WithinTarget, ... (docs/crd.md)'),
+    message: z.string().max(4096).describe('the figures behind the decision'),
+    lastScaleTime: z.string().optional().describe('when it last changed the replicas (RFC 3339)'),
+    belowTargetSince: z.string().optional().describe('since when the queues have stayed well below the targets (the scale-down window)'),
+    aboveTargetSince: z.string().optional().describe('since when a target has been exceeded (the scale-up window)'),
+    podDeliveryRate: z.number().min(0).optional().describe('messages per second one pod was seen to deliver with a backlog: a scale-down must leave enough pods for the inflow at half of it'),
+  }).optional().describe('the operator\'s autoscaler (autoscaling.mode operator)'),
   scaleDown: z.object({
     startedAt: z.string().describe('when the current scale-down started draining (RFC 3339)'),
     drainingOrdinals: z.array(z.number().int().min(0).describe('a pod ordinal')).describe('pod ordinals draining before removal'),
@@ -315,5 +361,7 @@ export type MailRelaySpecDefaulted = z.output<typeof MailRelaySpecSchema>;
 export type MailRelayStatus = z.output<typeof MailRelayStatusSchema>;
 /** One status condition (metav1.Condition). */
 export type Condition = z.output<typeof ConditionSchema>;
+/** spec.autoscaling with its defaults. */
+export type AutoscalingSpec = z.output<typeof AutoscalingSchema>;
 /** A NetworkPolicy peer as the spec takes it. */
 export type NetworkPeer = z.output<typeof NetworkPeerSchema>;

@@ -66,6 +66,8 @@ export interface ControllerOptions {
   secretRefreshMs?: number;
   /** Poll interval of a scale-down waiting for pods to drain. Default 15 s. */
   scaleDownPollMs?: number;
+  /** How often the relay pods' queues (GET /status) are read while pods run. Default 15 s (ADR 0009). */
+  queuePollMs?: number;
   /** Talks to relay pods during a scale-down. Default: HTTP to podIP:9090. */
   relayPods?: RelayPodClient;
   /** Event aggregation (see EventRecorder). */
@@ -89,6 +91,25 @@ export interface Controller {
   enqueue(key: string): void;
   /** Stops reconciling, releases the Lease, stops the informers. */
   stop(): Promise<void>;
+}
+
+/** A discovery probe for KEDA's keda.sh/v1alpha1 ScaledObject, cached for ttlMs; the last answer is kept when discovery fails. */
+export function kedaCapability(clients: Pick<KubeClients, 'raw'>, ttlMs: number): () => Promise<boolean> {
+  let cached: { at: number; value: boolean } | undefined;
+  return async () => {
+    if (cached && Date.now() - cached.at < ttlMs) return cached.value;
+    let value: boolean;
+    try {
+      const list = await clients.raw.getJson<{ resources?: { name: string }[] }>('/apis/keda.sh/v1alpha1');
+      value = (list.resources ?? []).some((r) => r.name === 'scaledobjects');
+    } catch (err) {
+      if (isApiError(err, 404)) value = false;
+      else if (cached) return cached.value;
+      else throw err;
+    }
+    cached = { at: Date.now(), value };
+    return value;
+  };
 }
 
 /** A discovery probe for the monitoring.coreos.com/v1 kinds, cached for ttlMs; the last answer is kept when discovery fails. */
@@ -168,11 +189,16 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const applier = new Applier(clients.objects, metrics);
   const reconciler = new Reconciler({
     clients, caches: { ...informers, secrets }, applier, events, metrics,
-    capabilities: monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000),
+    capabilities: (() => {
+      const monitoring = monitoringCapabilities(clients, opts.discoveryTtlMs ?? 30_000);
+      const keda = kedaCapability(clients, opts.discoveryTtlMs ?? 30_000);
+      return async () => ({ ...await monitoring(), scaledObject: await keda() });
+    })(),
     relayPods: opts.relayPods ?? httpRelayPodClient({ token: drainTokenFromSecrets(secrets) }),
     defaultImage: opts.defaultImage,
     ...(opts.monitoring ? { monitoring: opts.monitoring } : {}),
     ...(opts.scaleDownPollMs !== undefined ? { scaleDownPollMs: opts.scaleDownPollMs } : {}),
+    ...(opts.queuePollMs !== undefined ? { queuePollMs: opts.queuePollMs } : {}),
     ...(log ? { log } : {}),
   });
   const queue = new WorkQueue({

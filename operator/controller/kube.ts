@@ -33,6 +33,7 @@ export const RESOURCES = {
   PersistentVolumeClaim: { kind: 'PersistentVolumeClaim', group: '', version: 'v1', plural: 'persistentvolumeclaims' },
   ServiceMonitor: { kind: 'ServiceMonitor', group: 'monitoring.coreos.com', version: 'v1', plural: 'servicemonitors' },
   PrometheusRule: { kind: 'PrometheusRule', group: 'monitoring.coreos.com', version: 'v1', plural: 'prometheusrules' },
+  ScaledObject: { kind: 'ScaledObject', group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects' },
 } as const satisfies Record<string, ResourceKind>;
 
 /** apiVersion of a resource kind ("v1", "apps/v1"). */

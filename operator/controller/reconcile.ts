@@ -16,7 +16,7 @@ import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/clie
 import type pino from 'pino';
 import { referencedSecretKeys, secretInput, type MailRelayInputs, type SecretInput, type SecretLike } from '../api/inputs.ts';
 import {
-  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, validateMailRelay, withDefaults,
+  API_VERSION, GROUP, InvalidMailRelayError, KIND, PLURAL, VERSION, operatorAutoscales, requestedReplicas, validateMailRelay, withDefaults,
   type MailRelay, type MailRelaySpecDefaulted, type MailRelayStatus, type ValidationProblem,
 } from '../api/mailrelay.ts';
 import { ApplyError, apiErrorMessage, type Applier } from '../apply/apply.ts';
@@ -29,6 +29,8 @@ import { childNames, spoolClaimName } from '../desired/names.ts';
 import { planScaleDown, type ScalePlan, type SpoolObservation } from '../desired/scale-down.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { buildStatus } from '../status/status.ts';
+import { PVC_PENDING_AFTER_SECONDS, buildQueueStatus, findHealingProblems, type HealingProblem, type PvcLike } from '../status/healing.ts';
+import { decideReplicas, type PodReading } from '../autoscaling/decide.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import { RESOURCES, isApiError, type KubeClients } from './kube.ts';
 import type { RelayPodClient } from './relay-client.ts';
@@ -87,6 +89,8 @@ export interface ReconcilerDeps {
   monitoring?: MailRelayInputs['monitoring'];
   /** How often a waiting scale-down looks at the draining pods again (default 15 s, ADR 0003). */
   scaleDownPollMs?: number;
+  /** How often the relay pods' GET /status is read again while pods run (queue figures, autoscaling, healing; default 15 s, ADR 0009). */
+  queuePollMs?: number;
   now?: () => Date;
   log?: Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug'>;
 }
@@ -105,11 +109,11 @@ export interface ReconcileOutcome {
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** Kinds the operator deletes when the spec no longer wants them, in deletion order. */
-const OPTIONAL_KINDS = ['PrometheusRule', 'ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy'] as const;
+const OPTIONAL_KINDS = ['ScaledObject', 'PrometheusRule', 'ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy'] as const;
 
 const NAME_OF_KIND: Record<string, keyof ReturnType<typeof childNames>> = {
   StatefulSet: 'statefulSet', ConfigMap: 'configMap', PodDisruptionBudget: 'podDisruptionBudget',
-  NetworkPolicy: 'networkPolicy', ServiceMonitor: 'serviceMonitor', PrometheusRule: 'prometheusRule',
+  NetworkPolicy: 'networkPolicy', ServiceMonitor: 'serviceMonitor', PrometheusRule: 'prometheusRule', ScaledObject: 'scaledObject',
 };
 
 /** The namespace/name key of an object. */
@@ -235,10 +239,43 @@ export class Reconciler {
     let problems = validateMailRelay(mr, inputs);
     let plan: ScalePlan | undefined;
     let desired: KubeObject[] = [];
+    let queue: MailRelayStatus['queue'];
+    let autoscaling: MailRelayStatus['autoscaling'];
+    let healing: HealingProblem[] = [];
+    let podsRunning = false;
+    let wantedReplicas: number | undefined;
+    let claimDueMs: number | undefined;
     if (problems.length === 0 && spec) {
+      // The pods' queues (ADR 0009): status.queue, the autoscaler's input, the healing conditions.
+      const pods = this.relayPods(mr);
+      const readings = await this.readPods(pods);
+      podsRunning = readings.some((r) => r.running);
+      queue = buildQueueStatus(readings, now);
+      const spoolPrefix = `spool-${names.statefulSet}`;
+      const claims = caches.persistentVolumeClaims.list(namespace).filter((c) => ordinalOf(c.metadata.name, spoolPrefix) !== undefined) as unknown as PvcLike[];
+      healing = findHealingProblems({ readings, now, pods: [...pods.values()], claims });
+      // A Pending claim is looked at again when it would be reported.
+      for (const c of claims) {
+        if (c.status?.phase !== 'Pending' || !c.metadata.creationTimestamp) continue;
+        const due = Date.parse(c.metadata.creationTimestamp) + PVC_PENDING_AFTER_SECONDS * 1000 + 1000 - now.getTime();
+        if (due > 0) claimDueMs = Math.min(claimDueMs ?? due, due);
+      }
+      let wanted = requestedReplicas(spec);
+      if (spec.autoscaling && operatorAutoscales(spec)) {
+        const previous = mr.status?.autoscaling;
+        const current = previous?.desiredReplicas ?? (sts?.spec as { replicas?: number } | undefined)?.replicas ?? spec.autoscaling.minReplicas;
+        const decision = decideReplicas({ spec: spec.autoscaling, current, pods: readings, scaleDownInProgress: mr.status?.scaleDown !== undefined, previous, now });
+        wanted = decision.replicas;
+        autoscaling = { currentReplicas: current, desiredReplicas: wanted, reason: decision.reason, message: decision.message, ...decision.state };
+        if (decision.changed) {
+          event('Normal', wanted > current ? 'ScaledUp' : 'ScaledDown', `autoscaling ${current} -> ${wanted} relay pods (${decision.reason}): ${decision.message}`);
+          this.deps.log?.info({ key, from: current, to: wanted, reason: decision.reason }, 'autoscaling');
+        }
+      }
+      wantedReplicas = wanted;
       plan = planScaleDown({
-        spec, currentReplicas: (sts?.spec as { replicas?: number } | undefined)?.replicas,
-        observations: await this.observeSpools(mr, spec, sts), previous: mr.status?.scaleDown, now,
+        spec: { replicas: wanted, scaleDown: spec.scaleDown }, currentReplicas: (sts?.spec as { replicas?: number } | undefined)?.replicas,
+        observations: await this.observeSpools(mr, wanted, sts), previous: mr.status?.scaleDown, now,
       });
       inputs.statefulSetReplicas = plan.statefulSetReplicas;
       try {
@@ -273,7 +310,7 @@ export class Reconciler {
             const live = await this.live(obj.kind, namespace, obj.metadata.name, capabilities);
             const owner = live && controllerOf(live);
             if (owner && owner.uid !== mr.metadata.uid) throw new Error(`${obj.kind} ${namespace}/${obj.metadata.name} exists and is controlled by ${owner.kind} ${owner.name}; not taking it over`);
-            const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' });
+            const r = await this.deps.applier.apply(obj, live, { signal, fresh: obj.kind === 'ServiceMonitor' || obj.kind === 'PrometheusRule' || obj.kind === 'ScaledObject' });
             if (r.outcome === 'applied') applied.push(`${obj.kind}/${obj.metadata.name}`);
             if (obj.kind === 'StatefulSet') stsNow = r.object;
           } catch (err) {
@@ -300,7 +337,11 @@ export class Reconciler {
 
     // status
     const configHash = problems.length === 0 && !applyError ? computeConfigHash(mr, inputs) : undefined;
-    const obs = { problems, applyError, statefulSet: stsNow as never, configHash, scaleDown: plan?.status, undrainedSpools, now };
+    const obs = {
+      problems, applyError, statefulSet: stsNow as never, configHash, scaleDown: plan?.status, undrainedSpools, now, healing,
+      ...(wantedReplicas !== undefined ? { desiredReplicas: wantedReplicas } : {}),
+      ...(queue ? { queue } : {}), ...(autoscaling ? { autoscaling } : {}),
+    };
     const status = await this.writeStatus(mr, obs, signal);
 
     // events
@@ -314,6 +355,12 @@ export class Reconciler {
     if (applyError) event('Warning', 'ApplyFailed', applyError);
     if (before?.scaleDown && !status.scaleDown && plan) event('Normal', 'ScaleDownComplete', `scaled down to ${plan.statefulSetReplicas} relay pods`);
     if (conditionStatus(before, 'Degraded') === 'True' && conditionStatus(status, 'Degraded') === 'False') event('Normal', 'Recovered', 'no longer degraded');
+    // A healing problem gets one Warning when it appears (the condition keeps saying it).
+    const degradedBefore = before?.conditions?.find((c) => c.type === 'Degraded');
+    for (const h of healing) {
+      const known = degradedBefore?.status === 'True' && (degradedBefore.reason === h.reason || degradedBefore.message.includes(`${h.reason}:`));
+      if (!known) event('Warning', h.reason, h.message);
+    }
     const involved = { name, namespace, uid: mr.metadata.uid ?? '' };
     for (const [type, reason, message] of events) {
       if (signal?.aborted) break;
@@ -330,13 +377,17 @@ export class Reconciler {
     // invalid spec, for a change of the MailRelay or its Secrets.
     if (applyError && onlyRejected) return { result: 'invalid' };
     if (applyError) return { result: 'error', error: new Error(applyError) };
-    return { result: 'success', ...this.requeueAfter(status, plan) };
+    return { result: 'success', ...this.requeueAfter(status, plan, podsRunning, claimDueMs) };
   }
 
   /** When to look again without a change: while a scale-down waits, and at the Progressing deadline. */
-  private requeueAfter(status: MailRelayStatus, plan: ScalePlan | undefined): { requeueAfterMs?: number } {
+  private requeueAfter(status: MailRelayStatus, plan: ScalePlan | undefined, podsRunning: boolean, claimDueMs: number | undefined): { requeueAfterMs?: number } {
     const waits: number[] = [];
     if (plan?.status) waits.push(this.deps.scaleDownPollMs ?? 15_000);
+    // The queues change without any Kubernetes event: read them again (ADR 0009).
+    if (podsRunning) waits.push(this.deps.queuePollMs ?? 15_000);
+    // A spool PVC Pending is reported once it has been Pending for PVC_PENDING_AFTER_SECONDS.
+    if (claimDueMs !== undefined) waits.push(claimDueMs);
     const progressing = status.conditions?.find((c) => c.type === 'Progressing');
     if (progressing?.status === 'True' && progressing.reason !== 'DrainingForScaleDown') {
       // computeConditions flags ReplicasUnavailable 600 s after Progressing became True.
@@ -394,6 +445,8 @@ export class Reconciler {
         return caps.serviceMonitor ? this.deps.clients.raw.getRaw(RESOURCES.ServiceMonitor, namespace, name) : undefined;
       case 'PrometheusRule':
         return caps.prometheusRule ? this.deps.clients.raw.getRaw(RESOURCES.PrometheusRule, namespace, name) : undefined;
+      case 'ScaledObject':
+        return caps.scaledObject ? this.deps.clients.raw.getRaw(RESOURCES.ScaledObject, namespace, name) : undefined;
       default: throw new Error(`no live lookup for kind ${kind}`);
     }
   }
@@ -404,7 +457,7 @@ export class Reconciler {
     const deleted: string[] = [];
     for (const kind of OPTIONAL_KINDS) {
       if (wanted.has(kind)) continue;
-      if ((kind === 'ServiceMonitor' && !caps.serviceMonitor) || (kind === 'PrometheusRule' && !caps.prometheusRule)) continue;
+      if ((kind === 'ServiceMonitor' && !caps.serviceMonitor) || (kind === 'PrometheusRule' && !caps.prometheusRule) || (kind === 'ScaledObject' && !caps.scaledObject)) continue;
       const name = childNames(mr)[NAME_OF_KIND[kind] as keyof ReturnType<typeof childNames>];
       const live = await this.live(kind, mr.metadata.namespace ?? '', name, caps);
       if (!live || controllerOf(live)?.uid !== mr.metadata.uid || live.metadata.deletionTimestamp) continue;
@@ -417,6 +470,24 @@ export class Reconciler {
       }
     }
     return deleted;
+  }
+
+  /**
+   * Every relay pod's GET /status, over the drain channel (ADR 0003 R2, ADR 0009): a pod
+   * that is not running, or does not answer, is a reading without a status.
+   */
+  private async readPods(pods: Map<number, KubeObject>): Promise<(PodReading & { name: string; running: boolean })[]> {
+    return Promise.all([...pods].sort(([a], [b]) => a - b).map(async ([ordinal, pod]) => {
+      const running = isRunning(pod);
+      const base = { ordinal, name: pod.metadata.name, running };
+      if (!running) return base;
+      try {
+        return { ...base, status: await this.deps.relayPods.status(pod) };
+      } catch (err) {
+        this.deps.log?.debug({ pod: pod.metadata.name, err: (err as Error).message }, 'relay /status not read');
+        return base;
+      }
+    }));
   }
 
   /** The relay pods of this MailRelay, by ordinal (terminating pods excluded). */
@@ -441,19 +512,19 @@ export class Reconciler {
    * would refuse mail for ever unless it is seen draining and told to stop (undrain).
    * An ordinal with neither a pod nor a spool PVC holds no mail at all.
    */
-  private async observeSpools(mr: MailRelay, spec: MailRelaySpecDefaulted, sts: KubeObject | undefined): Promise<SpoolObservation[]> {
-    const current = (sts?.spec as { replicas?: number } | undefined)?.replicas ?? spec.replicas;
+  private async observeSpools(mr: MailRelay, wanted: number, sts: KubeObject | undefined): Promise<SpoolObservation[]> {
+    const current = (sts?.spec as { replicas?: number } | undefined)?.replicas ?? wanted;
     const pods = this.relayPods(mr);
-    const wanted = new Set<number>(mr.status?.scaleDown?.drainingOrdinals ?? []);
-    for (let o = spec.replicas; o < current; o++) wanted.add(o);
-    for (const [ord, pod] of pods) if (ord < spec.replicas && isRunning(pod) && !isReady(pod)) wanted.add(ord);
+    const observe = new Set<number>(mr.status?.scaleDown?.drainingOrdinals ?? []);
+    for (let o = wanted; o < current; o++) observe.add(o);
+    for (const [ord, pod] of pods) if (ord < wanted && isRunning(pod) && !isReady(pod)) observe.add(ord);
     const out: SpoolObservation[] = [];
-    await Promise.all([...wanted].map(async (ord) => {
+    await Promise.all([...observe].map(async (ord) => {
       const pod = pods.get(ord);
       if (pod) {
         // ADR 0003: only a running pod can be asked; any other counts as holding mail.
         if (isRunning(pod)) out.push(await this.deps.relayPods.observe(pod, ord));
-      } else if (ord >= spec.replicas && !this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
+      } else if (ord >= wanted && !this.deps.caches.persistentVolumeClaims.get(mr.metadata.namespace ?? '', spoolClaimName(mr, ord))) {
         out.push({ ordinal: ord, draining: true, queuedMessages: 0 });
       }
     }));

@@ -4,6 +4,8 @@
 //   POST   /drain?hold=true        refuse new mail, deliver the queue, and stay up (do not exit)
 //                                 so the operator can see the spool reach zero (ADR 0003 R1)
 //   DELETE /drain                 stop draining (a scale-up wants the pod back)
+//   GET    /status                the queue and spool state (relay/status.ts): the autoscaler's
+//                                 and the healing conditions' input (docs/adr/0009)
 // A pod that cannot be reached is "unknown", which the plan treats as holding mail.
 // ADR 0003 R2: from other hosts the relay takes /drain only with its drain token
 // (http.drainTokenFile), sent as a bearer token; see HttpRelayPodClientOptions.token.
@@ -11,6 +13,7 @@ import { DRAIN_TOKEN_KEY, HTTP_PORT } from '../desired/layout.ts';
 import { DRAIN_TOKEN_SECRET_SUFFIX } from '../desired/names.ts';
 import type { SpoolObservation } from '../desired/scale-down.ts';
 import type { KubeObject } from '../desired/meta.ts';
+import { relayStatusProblems, type RelayStatus } from '../../relay/status.ts';
 
 /** Talks to one relay pod's HTTP endpoint. */
 export interface RelayPodClient {
@@ -20,6 +23,8 @@ export interface RelayPodClient {
   drain(pod: KubeObject): Promise<void>;
   /** Asks the pod to stop draining. */
   undrain(pod: KubeObject): Promise<void>;
+  /** The pod's GET /status document; rejects when it cannot be read or is not one this operator understands. */
+  status(pod: KubeObject): Promise<RelayStatus>;
 }
 
 /**
@@ -83,7 +88,8 @@ export function httpRelayPodClient(opts: HttpRelayPodClientOptions = {}): RelayP
   const call = async (pod: KubeObject, method: string, path: string): Promise<string> => {
     const base = baseUrl(pod);
     if (!base) throw new Error(`pod ${pod.metadata.name} has no address yet`);
-    const token = method === 'GET' ? undefined : opts.token?.(pod);
+    // /metrics is open; /drain and /status are admin routes (ADR 0003 R2).
+    const token = path === '/metrics' ? undefined : opts.token?.(pod);
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     const res = await fetch(`${base}${path}`, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
     const body = await res.text();
@@ -107,6 +113,12 @@ export function httpRelayPodClient(opts: HttpRelayPodClientOptions = {}): RelayP
     },
     async undrain(pod) {
       await call(pod, 'DELETE', '/drain');
+    },
+    async status(pod) {
+      const doc = JSON.parse(await call(pod, 'GET', '/status')) as unknown;
+      const problems = relayStatusProblems(doc);
+      if (problems.length > 0) throw new Error(`GET /status on pod ${pod.metadata.name}: ${problems.join('; ')}`);
+      return doc as RelayStatus;
     },
   };
 }

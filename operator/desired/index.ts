@@ -11,11 +11,12 @@ import { buildPrometheusRule } from './prometheusrule.ts';
 import { buildClientService, buildHeadlessService } from './service.ts';
 import { buildServiceMonitor } from './servicemonitor.ts';
 import { buildStatefulSet } from './statefulset.ts';
+import { buildScaledObject } from './scaledobject.ts';
 
 export type { KubeObject } from './meta.ts';
 
 /** Kinds in apply order (deletion goes the other way). */
-export const APPLY_ORDER = ['NetworkPolicy', 'ConfigMap', 'Service', 'PodDisruptionBudget', 'StatefulSet', 'ServiceMonitor', 'PrometheusRule'] as const;
+export const APPLY_ORDER = ['NetworkPolicy', 'ConfigMap', 'Service', 'PodDisruptionBudget', 'StatefulSet', 'ServiceMonitor', 'PrometheusRule', 'ScaledObject'] as const;
 
 /**
  * Every child of the MailRelay, each with a controller ownerReference (when the
@@ -35,6 +36,7 @@ export function buildDesired(mr: MailRelay, inputs: MailRelayInputs): KubeObject
     buildStatefulSet(mr, inputs),
     buildServiceMonitor(mr, inputs),
     buildPrometheusRule(mr, inputs),
+    buildScaledObject(mr, inputs),
   ];
   return objects.filter((o): o is KubeObject => o !== undefined);
 }

@@ -21,6 +21,8 @@ export interface ChildNames {
   networkPolicy: string;
   /** ServiceMonitor. */
   serviceMonitor: string;
+  /** KEDA ScaledObject (autoscaling.mode keda). */
+  scaledObject: string;
   /** PrometheusRule. */
   prometheusRule: string;
   /** Secret with the /drain bearer token (created by the controller, never rotated; ADR 0003 R2). */
@@ -41,6 +43,7 @@ export function childNames(mr: Pick<MailRelay, 'metadata'>): ChildNames {
     podDisruptionBudget: n,
     networkPolicy: n,
     serviceMonitor: n,
+    scaledObject: n,
     prometheusRule: n,
     drainTokenSecret: `${n}${DRAIN_TOKEN_SECRET_SUFFIX}`,
   };

@@ -2,12 +2,15 @@
 // spool may still hold mail, unless the user chose Immediate or the timeout passed.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { withDefaults, type MailRelaySpec } from '../api/mailrelay.ts';
+import { requestedReplicas, withDefaults, type MailRelaySpec } from '../api/mailrelay.ts';
 import { deepFreeze } from '../../test/helpers/desired-fixtures.ts';
 import { planScaleDown, type ScalePlanInput, type SpoolObservation } from './scale-down.ts';
 
 const NOW = new Date('2025-01-01T12:00:00Z');
-const spec = (s: MailRelaySpec) => withDefaults(s);
+const spec = (s: MailRelaySpec) => {
+  const d = withDefaults(s);
+  return { ...d, replicas: requestedReplicas(d) };
+};
 const pods = (...list: [number, number | undefined, boolean][]): SpoolObservation[] =>
   list.map(([ordinal, queuedMessages, draining]) => (queuedMessages === undefined ? { ordinal, draining } : { ordinal, queuedMessages, draining }));
 const plan = (input: Omit<ScalePlanInput, 'now'> & { now?: Date }) => planScaleDown(deepFreeze({ now: NOW, ...input }));

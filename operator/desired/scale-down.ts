@@ -42,8 +42,8 @@ export interface ScalePlan {
 
 /** Inputs of planScaleDown. */
 export interface ScalePlanInput {
-  /** The defaulted spec (replicas, scaleDown). */
-  spec: Pick<MailRelaySpecDefaulted, 'replicas' | 'scaleDown'>;
+  /** The replicas wanted now (spec.replicas, or the autoscaler's choice) and the defaulted scaleDown. */
+  spec: { replicas: number } & Pick<MailRelaySpecDefaulted, 'scaleDown'>;
   /** StatefulSet spec.replicas now; undefined if it does not exist yet. */
   currentReplicas?: number;
   /** The relay pods (see SpoolObservation). */

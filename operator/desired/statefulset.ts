@@ -4,7 +4,7 @@
 // grace period, and the config hash rolls pods when their config or Secrets change.
 import type { V1Container, V1PodSpec, V1PodTemplateSpec, V1ProjectedVolumeSource, V1ResourceRequirements, V1StatefulSet, V1TopologySpreadConstraint, V1VolumeProjection } from '@kubernetes/client-node';
 import { referencedSecretKeys, type MailRelayInputs } from '../api/inputs.ts';
-import { withDefaults, type MailRelay, type MailRelaySpecDefaulted } from '../api/mailrelay.ts';
+import { requestedReplicas, withDefaults, type MailRelay, type MailRelaySpecDefaulted } from '../api/mailrelay.ts';
 import { parseDuration } from '../api/duration.ts';
 import { CONFIG_HASH_ANNOTATION, computeConfigHash } from './config-hash.ts';
 import { relayImage } from './image.ts';
@@ -155,7 +155,7 @@ function podTemplate(mr: MailRelay, spec: MailRelaySpecDefaulted, inputs: MailRe
   };
 }
 
-/** The relay StatefulSet. Replicas come from inputs.statefulSetReplicas (the scale-down plan) or spec.replicas. */
+/** The relay StatefulSet. Replicas come from inputs.statefulSetReplicas (the scale-down plan) or requestedReplicas(spec). */
 export function buildStatefulSet(mr: MailRelay, inputs: MailRelayInputs): KubeObject & V1StatefulSet {
   const spec = withDefaults(mr.spec);
   const names = childNames(mr);
@@ -172,7 +172,7 @@ export function buildStatefulSet(mr: MailRelay, inputs: MailRelayInputs): KubeOb
     kind: 'StatefulSet',
     metadata: childMeta(mr, names.statefulSet),
     spec: {
-      replicas: inputs.statefulSetReplicas ?? spec.replicas,
+      replicas: inputs.statefulSetReplicas ?? requestedReplicas(spec),
       serviceName: names.headlessService,
       selector: { matchLabels: selectorLabels(mr) },
       // Pods do not depend on each other: start and stop them all at once.

@@ -3,6 +3,7 @@
 // conventions require; reason, message and observedGeneration follow every reconcile.
 // What Ready, Progressing and Degraded mean is written down in docs/crd.md.
 import type { Condition, ValidationProblem } from '../api/mailrelay.ts';
+import type { HealingProblem } from './healing.ts';
 
 /** The condition types the operator owns. */
 export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
@@ -12,7 +13,7 @@ export type ReadyReason = 'ReplicasReady' | 'ReplicasNotReady' | 'ScaledToZero' 
 /** Reasons of Progressing. */
 export type ProgressingReason = 'Complete' | 'Creating' | 'RollingUpdate' | 'Scaling' | 'DrainingForScaleDown' | 'InvalidSpec' | 'ApplyFailed';
 /** Reasons of Degraded. */
-export type DegradedReason = 'AsExpected' | 'InvalidSpec' | 'SecretNotFound' | 'ApplyFailed' | 'SpoolNotDrained' | 'ReplicasUnavailable';
+export type DegradedReason = 'AsExpected' | 'InvalidSpec' | 'SecretNotFound' | 'ApplyFailed' | 'SpoolNotDrained' | 'ReplicasUnavailable' | HealingProblem['reason'];
 
 /** The StatefulSet fields the conditions read (V1StatefulSet fits). */
 export interface ObservedStatefulSet {
@@ -46,6 +47,8 @@ export interface ConditionObservations {
   drainingOrdinals?: readonly number[];
   /** Spool PVCs removed from the StatefulSet without proof they were empty (ADR 0003). */
   undrainedSpools?: readonly string[];
+  /** What healing.ts found wrong with the pods and their spools (spool full or unwritable, PVC Pending, crash loop). */
+  healing?: readonly HealingProblem[];
   /** How long Progressing may stay True with pods missing before Degraded says so (seconds, default 600). */
   progressDeadlineSeconds?: number;
   /** The clock. */
@@ -129,6 +132,7 @@ function degradedCondition(obs: ConditionObservations, previous: readonly Condit
   if (obs.undrainedSpools && obs.undrainedSpools.length > 0) {
     found.push({ reason: 'SpoolNotDrained', message: `PVCs ${obs.undrainedSpools.join(', ')} were removed from the StatefulSet without being drained and may hold mail: scale up to cover them, or check and delete them (docs/adr/0003)` });
   }
+  for (const h of obs.healing ?? []) found.push(h);
   const progressing = previous.find((c) => c.type === 'Progressing');
   const deadline = (obs.progressDeadlineSeconds ?? 600) * 1000;
   const ready = obs.statefulSet?.status?.readyReplicas ?? 0;

@@ -1,6 +1,6 @@
 // The whole status subresource of a MailRelay, pure: what the controller writes back
 // after each reconcile. Counts come from the StatefulSet, conditions from conditions.ts.
-import { withDefaults, type MailRelay, type MailRelaySpecDefaulted, type MailRelayStatus } from '../api/mailrelay.ts';
+import { DEFAULT_REPLICAS, requestedReplicas, withDefaults, type MailRelay, type MailRelaySpecDefaulted, type MailRelayStatus } from '../api/mailrelay.ts';
 import type { ScaleDownStatus } from '../desired/scale-down.ts';
 import { selectorString } from '../desired/labels.ts';
 import { computeConditions, type ConditionObservations } from './conditions.ts';
@@ -11,6 +11,12 @@ export type StatusObservations = Omit<ConditionObservations, 'generation' | 'des
   configHash?: string;
   /** ScalePlan.status, when a scale-down is waiting for pods to drain. */
   scaleDown?: ScaleDownStatus;
+  /** The replicas aimed for (the autoscaler's choice); default requestedReplicas(spec). */
+  desiredReplicas?: number;
+  /** status.queue: the pods' queues, summed. */
+  queue?: MailRelayStatus['queue'];
+  /** status.autoscaling: the autoscaler's last decision (mode operator). */
+  autoscaling?: MailRelayStatus['autoscaling'];
 };
 
 function defaultedOrNull(mr: MailRelay): MailRelaySpecDefaulted | null {
@@ -25,13 +31,14 @@ function defaultedOrNull(mr: MailRelay): MailRelaySpecDefaulted | null {
 export function buildStatus(mr: MailRelay, obs: StatusObservations): MailRelayStatus {
   const spec = defaultedOrNull(mr);
   const generation = mr.metadata.generation ?? 0;
-  const desiredReplicas = spec?.replicas ?? (typeof mr.spec?.replicas === 'number' ? mr.spec.replicas : 2);
+  const desiredReplicas = obs.desiredReplicas ?? (spec ? requestedReplicas(spec) : (typeof mr.spec?.replicas === 'number' ? mr.spec.replicas : DEFAULT_REPLICAS));
   const st = obs.statefulSet?.status;
   const status: MailRelayStatus = {
     observedGeneration: generation,
     replicas: st?.replicas ?? 0,
     readyReplicas: st?.readyReplicas ?? 0,
     updatedReplicas: st?.updatedReplicas ?? 0,
+    desiredReplicas,
     selector: selectorString(mr),
     conditions: computeConditions(mr.status?.conditions, {
       ...obs,
@@ -46,6 +53,8 @@ export function buildStatus(mr: MailRelay, obs: StatusObservations): MailRelaySt
   if (configHash) status.configHash = configHash;
   const sh = spec?.delivery.smarthost;
   if (sh) status.smarthost = `${sh.host}:${sh.port}`;
+  if (obs.queue) status.queue = structuredClone(obs.queue);
+  if (obs.autoscaling) status.autoscaling = structuredClone(obs.autoscaling);
   if (obs.scaleDown) status.scaleDown = structuredClone(obs.scaleDown);
   return status;
 }

@@ -24,6 +24,13 @@ describe('error mapping', () => {
     assert.match(e.message, /accept.*no_space.*ENOSPC.*write/);
   });
 
+  it('names the file the system call failed on, so a damaged spool says where', () => {
+    const sys = Object.assign(new Error('EEXIST: file already exists, mkdir \'/spool/log\''), { code: 'EEXIST', syscall: 'mkdir', path: '/spool/log' });
+    const e = toSpoolError(sys, 'open');
+    assert.equal(e.path, '/spool/log');
+    assert.equal(e.message, 'spool open failed: io (EEXIST in mkdir /spool/log)');
+  });
+
   it('passes SpoolErrors through and classifies non-system errors as io', () => {
     const s = new SpoolError('read_only', 'update');
     assert.equal(toSpoolError(s, 'accept'), s);

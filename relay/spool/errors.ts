@@ -12,17 +12,21 @@ export class SpoolError extends Error {
   readonly code: string | undefined;
   /** The system call that failed (open, write, fdatasync...), when known. */
   readonly syscall: string | undefined;
+  /** The file the system call failed on, when known: what a person has to look at. */
+  readonly path: string | undefined;
 
   constructor(
     readonly kind: SpoolErrorKind,
     /** What the spool was doing ("accept", "update", "open"...). */
     readonly op: string,
-    options: { cause?: unknown; code?: string; syscall?: string; detail?: string } = {},
+    options: { cause?: unknown; code?: string; syscall?: string; path?: string; detail?: string } = {},
   ) {
-    super(`spool ${op} failed: ${kind}${options.code ? ` (${options.code}${options.syscall ? ` in ${options.syscall}` : ''})` : ''}${options.detail ? `: ${options.detail}` : ''}`,
+    const where = options.syscall ? ` in ${options.syscall}${options.path ? ` ${options.path}` : ''}` : '';
+    super(`spool ${op} failed: ${kind}${options.code ? ` (${options.code}${where})` : ''}${options.detail ? `: ${options.detail}` : ''}`,
       { cause: options.cause });
     this.code = options.code;
     this.syscall = options.syscall;
+    this.path = options.path;
   }
 }
 
@@ -78,9 +82,10 @@ export function kindForCode(code: string | undefined): SpoolErrorKind {
 /** Wraps any error thrown by the file layer into a SpoolError; passes SpoolErrors through unchanged. */
 export function toSpoolError(err: unknown, op: string): SpoolError {
   if (err instanceof SpoolError) return err;
-  const e = err as { code?: unknown; syscall?: unknown; message?: unknown } | null | undefined;
+  const e = err as { code?: unknown; syscall?: unknown; path?: unknown; message?: unknown } | null | undefined;
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const syscall = typeof e?.syscall === 'string' ? e.syscall : undefined;
+  const path = typeof e?.path === 'string' ? e.path : undefined;
   const detail = code === undefined && typeof e?.message === 'string' ? e.message : undefined;
-  return new SpoolError(kindForCode(code), op, { cause: err, code, syscall, detail });
+  return new SpoolError(kindForCode(code), op, { cause: err, code, syscall, path, detail });
 }

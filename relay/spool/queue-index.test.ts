@@ -40,16 +40,19 @@ describe('QueueIndex', () => {
     q.set('A', 300, 'queued', 300);
     q.set('B', 100, 'deferred', 900);
     q.set('C', 200, 'queued', 200);
-    assert.deepEqual(q.stats(), { messages: 3, byState: { queued: 2, deferred: 1, held: 0 }, oldestReceivedAt: 100 });
+    assert.deepEqual(q.stats(), { messages: 3, byState: { queued: 2, deferred: 1, held: 0 }, oldestReceivedAt: 100, oldestQueuedReceivedAt: 200 });
     q.delete('B');
     q.set('C', 200, 'deferred', 1000);
-    assert.deepEqual(q.stats(), { messages: 2, byState: { queued: 1, deferred: 1, held: 0 }, oldestReceivedAt: 200 });
+    assert.deepEqual(q.stats(), { messages: 2, byState: { queued: 1, deferred: 1, held: 0 }, oldestReceivedAt: 200, oldestQueuedReceivedAt: 300 });
     q.set('D', 50, 'queued', 50);
     assert.equal(q.stats().oldestReceivedAt, 50);
+    assert.equal(q.stats().oldestQueuedReceivedAt, 50);
+    q.set('D', 50, 'deferred', 500);
+    assert.equal(q.stats().oldestQueuedReceivedAt, 300, 'a message waiting for a retry is not behind');
     q.delete('D');
     q.delete('C');
     q.delete('A');
-    assert.deepEqual(q.stats(), { messages: 0, byState: { queued: 0, deferred: 0, held: 0 }, oldestReceivedAt: undefined });
+    assert.deepEqual(q.stats(), { messages: 0, byState: { queued: 0, deferred: 0, held: 0 }, oldestReceivedAt: undefined, oldestQueuedReceivedAt: undefined });
   });
 
   it('agrees with a naive model under random operations (property)', () => {
@@ -82,6 +85,8 @@ describe('QueueIndex', () => {
         assert.equal(s.messages, model.size);
         assert.equal(s.byState.queued, [...model.values()].filter((e) => e.kind === 'queued').length);
         assert.equal(s.oldestReceivedAt, model.size === 0 ? undefined : Math.min(...[...model.values()].map((e) => e.receivedAt)));
+        const queued = [...model.values()].filter((e) => e.kind === 'queued').map((e) => e.receivedAt);
+        assert.equal(s.oldestQueuedReceivedAt, queued.length === 0 ? undefined : Math.min(...queued));
       }
     }), { numRuns: 300 });
   });

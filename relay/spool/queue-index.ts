@@ -29,6 +29,12 @@ export interface IndexStats {
   byState: { queued: number; deferred: number; held: number };
   /** ms epoch of the oldest message still queued or deferred; undefined when empty. */
   oldestReceivedAt: number | undefined;
+  /**
+   * ms epoch of the oldest message in the queued bucket (due, or being delivered), leaving
+   * out those waiting for a retry; undefined when there is none. How far delivery is behind
+   * arrivals: the autoscaler's age signal (more relays do not retry a deferred message sooner).
+   */
+  oldestQueuedReceivedAt: number | undefined;
 }
 
 function before(a: IndexEntry, b: IndexEntry): boolean {
@@ -43,6 +49,9 @@ export class QueueIndex {
   // Cached minimum of receivedAt; recomputed lazily when the entry holding it leaves.
   private oldest: IndexEntry | undefined;
   private oldestStale = false;
+  // The same for the queued bucket only.
+  private oldestQueued: IndexEntry | undefined;
+  private oldestQueuedStale = false;
 
   /** Number of indexed messages. */
   get size(): number {
@@ -73,12 +82,15 @@ export class QueueIndex {
       this.up(entry.pos);
       this.counts[kind]++;
       if (!this.oldestStale && (this.oldest === undefined || receivedAt < this.oldest.receivedAt)) this.oldest = entry;
+      if (kind === 'queued') this.noteQueued(entry);
       return entry;
     }
     if (e.kind !== kind) {
       this.counts[e.kind]--;
       this.counts[kind]++;
       e.kind = kind;
+      if (kind === 'queued') this.noteQueued(e);
+      else if (this.oldestQueued === e) this.staleQueued();
     }
     if (e.dueAt !== dueAt) {
       const earlier = dueAt < e.dueAt;
@@ -107,7 +119,17 @@ export class QueueIndex {
       this.oldest = undefined;
       this.oldestStale = true;
     }
+    if (this.oldestQueued === e) this.staleQueued();
     return true;
+  }
+
+  private noteQueued(e: IndexEntry): void {
+    if (!this.oldestQueuedStale && (this.oldestQueued === undefined || e.receivedAt < this.oldestQueued.receivedAt)) this.oldestQueued = e;
+  }
+
+  private staleQueued(): void {
+    this.oldestQueued = undefined;
+    this.oldestQueuedStale = true;
   }
 
   /**
@@ -147,10 +169,16 @@ export class QueueIndex {
       for (const e of this.heap) if (this.oldest === undefined || e.receivedAt < this.oldest.receivedAt) this.oldest = e;
       this.oldestStale = false;
     }
+    if (this.oldestQueuedStale) {
+      this.oldestQueued = undefined;
+      for (const e of this.heap) if (e.kind === 'queued' && (this.oldestQueued === undefined || e.receivedAt < this.oldestQueued.receivedAt)) this.oldestQueued = e;
+      this.oldestQueuedStale = false;
+    }
     return {
       messages: this.byId.size,
       byState: { ...this.counts },
       oldestReceivedAt: this.oldest?.receivedAt,
+      oldestQueuedReceivedAt: this.oldestQueued?.receivedAt,
     };
   }
 

@@ -60,6 +60,8 @@ async function expectedGrants(namespace: string | undefined): Promise<RbacRule[]
     ...grants('', ['events'], ['create', 'patch'], scope),
     // No informers for the monitoring kinds (their CRDs may be missing): GETs only.
     ...grants('monitoring.coreos.com', ['servicemonitors', 'prometheusrules'], ['get', 'create', 'patch', 'delete'], scope),
+    // KEDA's ScaledObject for autoscaling.mode keda, likewise only when its CRD exists.
+    ...grants('keda.sh', ['scaledobjects'], ['get', 'create', 'patch', 'delete'], scope),
     // Leader election, always in the operator's own namespace.
     ...grants('coordination.k8s.io', ['leases'], ['create'], { namespace: 'mail-system' }),
     ...grants('coordination.k8s.io', ['leases'], ['get', 'update', 'patch'], { namespace: 'mail-system', resourceNames: ['mr-mailrelay-operator-leader'] }),

@@ -33,6 +33,11 @@ const TABLE: [string, string, object, RegExp][] = [
   ['source ranges without LoadBalancer', 'ranges', { ...base, service: { loadBalancerSourceRanges: ['10.0.0.0/8'] } }, /service\.loadBalancerSourceRanges needs service\.type LoadBalancer/],
   ['scaleDown timeout with Immediate', 'timeout', { ...base, scaleDown: { policy: 'Immediate', timeout: '5m' } }, /scaleDown\.timeout only applies to scaleDown\.policy Drain/],
   // OpenAPI.
+  ['autoscaling minReplicas above maxReplicas', 'as-min-max', { relayNetworks: ['10.0.0.0/8'], autoscaling: { minReplicas: 3, maxReplicas: 2 } }, /spec\.autoscaling\.minReplicas: Invalid value: autoscaling\.minReplicas must not exceed autoscaling\.maxReplicas/],
+  ['spec.replicas beside operator autoscaling (they would fight)', 'as-fight', { ...base, autoscaling: { maxReplicas: 4 } }, /spec\.replicas: Invalid value: spec\.replicas must be unset while autoscaling\.mode is operator/],
+  ['autoscaling with scaleDown Immediate (would strand mail)', 'as-immediate', { relayNetworks: ['10.0.0.0/8'], autoscaling: { maxReplicas: 4 }, scaleDown: { policy: 'Immediate' } }, /autoscaling scales down only through the drain/],
+  ['autoscaling mode keda without a Prometheus', 'as-keda', { relayNetworks: ['10.0.0.0/8'], autoscaling: { mode: 'keda', maxReplicas: 4 } }, /autoscaling\.mode keda needs autoscaling\.keda\.serverAddress/],
+  ['autoscaling maxReplicas 0', 'as-zero', { relayNetworks: ['10.0.0.0/8'], autoscaling: { maxReplicas: 0 } }, /spec\.autoscaling\.maxReplicas: Invalid value: 0: spec\.autoscaling\.maxReplicas in body should be greater than or equal to 1/],
   ['negative replicas', 'negative', { ...base, replicas: -1 }, /spec\.replicas: Invalid value: -1: spec\.replicas in body should be greater than or equal to 0/],
   ['a duration without a unit', 'no-unit', { ...base, drainTimeout: '60' }, /spec\.drainTimeout in body should match/],
   ['a bad quantity', 'bad-quantity', { ...base, maxMessageSize: '25 MB' }, /spec\.maxMessageSize in body should match/],

@@ -346,7 +346,9 @@ export async function startKubelet(cp: ControlPlane, opts: KubeletOptions = {}):
 
   return {
     nodeName,
-    pods: () => [...running.values()].map((r) => ({ namespace: r.namespace, name: r.name, podIP: r.podIP, ready: r.ready, output: r.out.join('') })),
+    // output is a getter: joining a busy relay's log on every call made a caller polling
+    // the Ready pods (the burst sender) quadratic in the log.
+    pods: () => [...running.values()].map((r) => ({ namespace: r.namespace, name: r.name, podIP: r.podIP, ready: r.ready, get output() { return r.out.join(''); } })),
     output: (namespace, name) => running.get(`${namespace}/${name}`)?.out.join('') ?? '',
     async stop() {
       stopped = true;

@@ -44,7 +44,8 @@ describe('the chart\'s RBAC covers what the operator does', () => {
     relay = http.createServer((req, res) => {
       if (req.url === '/metrics') res.end(`mailrelay_queue_messages{state="queued"} ${relayState.queued}\nmailrelay_draining ${relayState.draining ? 1 : 0}\n`);
       else if (req.method === 'POST') { relayState.draining = true; res.writeHead(202).end(); }
-      else { relayState.draining = false; res.end(); }
+      else if (req.method === 'DELETE') { relayState.draining = false; res.end(); }
+      else res.writeHead(404).end(); // GET /status: this stand-in has no queue document
     });
     await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
     const port = (relay.address() as AddressInfo).port;
