@@ -125,8 +125,16 @@ export async function runRelayPrimary(config: RelayConfig, root: Logger = pino({
         reject(new Error(`worker ${st.slot.index} did not answer ${op} within ${timeoutMs} ms`));
       }, timeoutMs);
       pending.set(id, { resolve, reject, timer });
+      const failed = (err: Error): void => {
+        clearTimeout(timer);
+        if (pending.delete(id)) reject(err);
+      };
       try {
-        w.send({ t: 'mr:call', id, op, drainMs, queue } satisfies ToWorker);
+        // A worker that is exiting (a retired shard's, say) closes its channel: the write
+        // fails with EPIPE, reported here instead of as an 'error' event nobody handles.
+        w.send({ t: 'mr:call', id, op, drainMs, queue } satisfies ToWorker, undefined, {}, (err: Error | null) => {
+          if (err) failed(err);
+        });
       } catch (err) {
         // The channel closed under us: the worker is exiting.
         clearTimeout(timer);
@@ -150,6 +158,8 @@ export async function runRelayPrimary(config: RelayConfig, root: Logger = pino({
       [CONFIG_ENV]: JSON.stringify(config),
     });
     st.worker = w;
+    // Channel errors of a worker on its way out; its 'exit' is what the primary acts on.
+    w.on('error', (err: Error) => log.debug({ worker: st.slot.index, err: err.message }, 'relay worker channel error'));
     w.on('message', (m: FromWorker) => {
       if (m.t === 'mr:started') {
         st.started = true;

@@ -163,7 +163,9 @@ export async function preparePod(opts: {
     gid: sc?.runAsGroup ?? psc?.runAsGroup ?? imageGid ?? imageUid ?? 0,
   };
   const hostPath = (p: string) => remapPath(p, [...mounts]);
-  const processPath = (p: string) => (runtime.kind === 'checkout' ? remapPath(remapPath(p, CHECKOUT_PATHS), [...mounts]) : p);
+  // One pass over the image's paths and the mounts together: mapping /app/ to the checkout
+  // first and then the mounts would send a checkout under /tmp into the pod's /tmp volume.
+  const processPath = (p: string) => (runtime.kind === 'checkout' ? remapPath(p, [...CHECKOUT_PATHS, ...mounts]) : p);
 
   // What the kubelet mounts into every container besides its volumes.
   const podName = opts.podName ?? 'pod-0';
