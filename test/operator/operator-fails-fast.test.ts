@@ -4,33 +4,16 @@
 // not answer, and one that has no MailRelay CRD.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../kube/apiserver.ts';
+import { runCli, type CliRun } from '../helpers/cli.ts';
 
-const CLI = fileURLToPath(new URL('../../bin/mailrelay.mjs', import.meta.url));
-
-function operator(env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const clean = { ...process.env };
-    delete clean.KUBECONFIG;
-    delete clean.KUBERNETES_SERVICE_HOST;
-    delete clean.KUBERNETES_SERVICE_PORT;
-    const child = spawn(process.execPath, [CLI, 'operator', '--metrics-addr', '127.0.0.1:0'], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr, ms: Date.now() - started });
-    });
+function operator(env: NodeJS.ProcessEnv): Promise<CliRun> {
+  return runCli(['operator', '--metrics-addr', '127.0.0.1:0'], {
+    env, unset: ['KUBECONFIG', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'], timeoutMs: 30_000,
   });
 }
 

@@ -9,38 +9,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { main } from '../../relay/main.ts';
+import { CLI, runCli, runCliInProcess, type CliRun } from '../helpers/cli.ts';
 
-const CLI = fileURLToPath(new URL('../../bin/mailrelay.mjs', import.meta.url));
 const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface Run { status: number | null; stdout: string; stderr: string }
+type Run = CliRun;
 
 /** Runs the CLI; bounded by a timeout so that a command that hangs fails the test. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> => runCli(args, { env, timeoutMs });
 
 /** The same CLI in this process (the conventions live in main(); a few cases below also run the real launcher). */
-async function inProcess(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, { out: (t) => { stdout += t; }, err: (t) => { stderr += t; } });
-  return { status, stdout, stderr };
-}
+const inProcess = (args: string[]): Promise<Run> => runCliInProcess(args);
 
 function relayConfig(overrides: object = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'mailrelay-cli-'));

@@ -4,51 +4,23 @@
 // child process talking to the relay's HTTP API; every change shows on the peer's wire.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
 import { startFaultServer, type FaultServer } from '../peers/fault-server.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import type { RelayHandle } from '../../relay/service.ts';
-import { main } from '../../relay/main.ts';
+import { runCli, runCliInProcess, type CliRun } from '../helpers/cli.ts';
 
-const CLI = fileURLToPath(new URL('../../bin/mailrelay.mjs', import.meta.url));
+type Run = CliRun;
 
-interface Run { status: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> => runCli(args, { env, timeoutMs: 30_000 });
 
 /** `mailrelay ARGS` in this process: the CLI's code without a Node start per call (the launcher runs for real in a few cases). */
-async function inProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  try {
-    const status = await main(args, { out: (t) => { stdout += t; }, err: (t) => { stderr += t; } });
-    return { status, stdout, stderr };
-  } finally {
-    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
-  }
-}
+const inProcess = runCliInProcess;
 
 async function send(port: number, from: string, to: string[], subject: string): Promise<string> {
   const t = nodemailer.createTransport({ host: '127.0.0.1', port, ignoreTLS: true });

@@ -24,6 +24,7 @@ import type { FaultServer } from '../peers/fault-server.ts';
 import { waitFor } from '../peers/wait.ts';
 import { connectWire } from '../peers/wire-client.ts';
 import { scrape, testRelayConfig } from '../helpers/relay.ts';
+import { runCli } from '../helpers/cli.ts';
 
 const bin = new URL('../../bin/mailrelay.mjs', import.meta.url).pathname;
 
@@ -303,14 +304,10 @@ test('the queue API of a two-worker relay covers both shards: list, show and del
   const shards = readdirSync(join(dir, 'spool'), { withFileTypes: true }).filter((e) => e.isDirectory() && /^shard-/.test(e.name));
   assert.ok(shards.length >= 1, `a second shard directory in ${readdirSync(join(dir, 'spool')).join(', ')}`);
 
-  const run = (args: string[]): Promise<{ code: number | null; out: string; err: string }> => new Promise((resolve) => {
-    const c = spawn(process.execPath, [bin, 'queue', ...args, '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    c.once('exit', (code) => resolve({ code, out, err }));
-  });
+  const run = async (args: string[]): Promise<{ code: number | null; out: string; err: string }> => {
+    const r = await runCli(['queue', ...args, '--url', url]);
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
   const list = await run(['list', '--json']);
   assert.equal(list.code, 0, list.err);
   const listed = JSON.parse(list.out) as { messages: { id: string; receivedAt: string }[]; counts: Record<string, number> };
