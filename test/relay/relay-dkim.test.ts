@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { dkimVerify } from 'mailauth';
 import nodemailer from 'nodemailer';
 import { startFaultServer } from '../peers/fault-server.ts';
+import { startSmtpSink } from '../peers/postfix.ts';
+import { connectWire } from '../peers/wire-client.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { loadDkimSigner } from '../../relay/dkim/index.ts';
 
@@ -40,3 +42,51 @@ test('delivery.dkim: mail relayed with dot-lines verifies at the peer; a bad key
   writeFileSync(join(dir, 'weak.key'), generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
   await assert.rejects(startTestRelay(peer.port, { delivery: { dkim: { ...dkim, keyFile: join(dir, 'weak.key') } } }), /weak\.key.*1024 bits/);
 });
+
+// RFC 6376 §5.3 and RFC 6152 §3 together, on the wire, with Postfix's smtp-sink as the next
+// hop: an 8-bit message (BODY=8BITMIME) is converted to quoted-printable before it is
+// signed, so the signature holds whether or not the next hop offers 8BITMIME (the engine's
+// own conversion for a next hop without it would otherwise break the signature).
+for (const eightBitMime of [false, true]) {
+  test(`delivery.dkim with an 8-bit message, next hop ${eightBitMime ? 'with' : 'without'} 8BITMIME: arrives 7-bit quoted-printable and verifies pass`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailrelay-dkim-8bit-'));
+    const keyFile = join(dir, 'private.key');
+    writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const dkim = { domain: 'relay.test', selector: 'mr8', keyFile };
+    const record = loadDkimSigner(dkim).dnsRecord;
+    const sink = await startSmtpSink({ dump: true, eightBitMime });
+    const relay = await startTestRelay(sink.port, { delivery: { dkim } });
+    t.after(async () => { await relay.close(); await sink.close(); });
+
+    const c = await connectWire(relay.smtpPort);
+    t.after(() => c.destroy());
+    assert.match(await c.readReply(), /^220 /);
+    assert.match(await c.command('EHLO client.example'), /8BITMIME/);
+    assert.match(await c.command('MAIL FROM:<alice@relay.test> BODY=8BITMIME'), /^250 /);
+    assert.match(await c.command('RCPT TO:<bob@example.com>'), /^250 /);
+    assert.match(await c.command('DATA'), /^354 /);
+    c.write(Buffer.from('From: Alice <alice@relay.test>\r\nTo: bob@example.com\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\n'
+      + 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'
+      + 'Grüße aus Köln, été\r\n..a dot-line\r\nEND\r\n.\r\n', 'utf8'));
+    assert.match(await c.readReply(), /^250 /);
+
+    // Read the dump once the whole message is in it (smtp-sink writes while DATA runs).
+    const deadline = Date.now() + 15_000;
+    let got;
+    while (!(got = sink.messages().find((m) => m.content.includes('\nEND\n')))) {
+      assert.ok(Date.now() < deadline, 'the message reached smtp-sink within 15 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(Buffer.from(got.content, 'latin1').every((b) => b < 0x80), 'only 7-bit bytes reached the next hop');
+    assert.match(got.content, /^DKIM-Signature: v=1; a=ed25519-sha256;/);
+    assert.match(got.content, /\nContent-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe aus K=C3=B6ln, =C3=A9t=C3=A9\n(?:\.|=2E)a dot-line\nEND\n/);
+    // smtp-sink stores LF line ends (it drops every CR); the message had no bare CR or LF.
+    const res = await dkimVerify(Buffer.from(got.content.replace(/\n/g, '\r\n'), 'latin1'), {
+      resolver: async (name: string, rr: string) => {
+        if (rr === 'TXT' && name === 'mr8._domainkey.relay.test') return [[record]];
+        throw Object.assign(new Error(`no ${rr} for ${name}`), { code: 'ENOTFOUND' });
+      },
+    });
+    assert.deepEqual(res.results.map((r) => r.status.result), ['pass']);
+  });
+}
