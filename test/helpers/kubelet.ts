@@ -113,6 +113,8 @@ export async function preparePod(opts: {
   namespace?: string;
   /** What the node mounts besides the pod's volumes (e.g. a service account's credentials): host dir -> container path, read-only. */
   nodeMounts?: { hostPath: string; containerPath: string }[];
+  /** What the node adds to the container's environment (e.g. KUBERNETES_SERVICE_HOST/PORT); the pod's own env wins. */
+  nodeEnv?: Record<string, string>;
 }): Promise<PreparedPod> {
   const { podSpec, runtime, data } = opts;
   const container = (opts.container ? podSpec.containers.find((c) => c.name === opts.container) : podSpec.containers[0])
@@ -187,6 +189,7 @@ export async function preparePod(opts: {
       env.PATH = process.env.PATH ?? '/usr/bin:/bin';
       env.HOME = env.TMPDIR = mounts.get('/tmp') ?? root;
     }
+    Object.assign(env, opts.nodeEnv);
     const fields: Record<string, string> = { 'metadata.name': podName, 'metadata.namespace': opts.namespace ?? 'default' };
     for (const e of container.env ?? []) {
       const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
