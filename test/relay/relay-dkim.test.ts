@@ -3,7 +3,7 @@
 // attempt, dot-stuffed on the way out, and verified by mailauth at the peer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,14 +13,32 @@ import { startFaultServer } from '../peers/fault-server.ts';
 import { startSmtpSink } from '../peers/postfix.ts';
 import { connectWire } from '../peers/wire-client.ts';
 import { startTestRelay } from '../helpers/relay.ts';
+import { waitFor } from '../kube/testutil.ts';
 import { loadDkimSigner } from '../../relay/dkim/index.ts';
 
-test('delivery.dkim: mail relayed with dot-lines verifies at the peer; a bad key stops the relay at start', async (t) => {
+/** delivery.dkim for d=relay.test with a new key file, and the public key record it needs. */
+function dkimSetup(selector: string, key: KeyObject) {
   const dir = mkdtempSync(join(tmpdir(), 'mailrelay-dkim-'));
   const keyFile = join(dir, 'private.key');
-  writeFileSync(keyFile, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  const dkim = { domain: 'relay.test', selector: 'mr1', keyFile };
-  const record = loadDkimSigner(dkim).dnsRecord;
+  writeFileSync(keyFile, key.export({ type: 'pkcs8', format: 'pem' }));
+  const dkim = { domain: 'relay.test', selector, keyFile };
+  return { dir, dkim, record: loadDkimSigner(dkim).dnsRecord };
+}
+
+/** mailauth's DKIM results for `message`, with a resolver that answers only the selector's TXT record. */
+async function dkimResults(message: Buffer, setup: ReturnType<typeof dkimSetup>): Promise<string[]> {
+  const res = await dkimVerify(message, {
+    resolver: async (name: string, rr: string) => {
+      if (rr === 'TXT' && name === `${setup.dkim.selector}._domainkey.${setup.dkim.domain}`) return [[setup.record]];
+      throw Object.assign(new Error(`no ${rr} for ${name}`), { code: 'ENOTFOUND' });
+    },
+  });
+  return res.results.map((r) => r.status.result);
+}
+
+test('delivery.dkim: mail relayed with dot-lines verifies at the peer; a bad key stops the relay at start', async (t) => {
+  const setup = dkimSetup('mr1', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  const { dir, dkim } = setup;
 
   const peer = await startFaultServer({});
   const relay = await startTestRelay(peer.port, { delivery: { dkim } });
@@ -31,13 +49,7 @@ test('delivery.dkim: mail relayed with dot-lines verifies at the peer; a bad key
   await peer.waitFor((p) => p.deliveries().has('bob@example.com'), 10_000);
   const data = peer.transactions.find((x) => x.rcptAccepted.includes('bob@example.com'))!.data!;
   assert.match(data.toString(), /^DKIM-Signature: /);
-  const res = await dkimVerify(data, {
-    resolver: async (name: string, rr: string) => {
-      if (rr === 'TXT' && name === 'mr1._domainkey.relay.test') return [[record]];
-      throw Object.assign(new Error(`no ${rr} for ${name}`), { code: 'ENOTFOUND' });
-    },
-  });
-  assert.deepEqual(res.results.map((r) => r.status.result), ['pass']);
+  assert.deepEqual(await dkimResults(data, setup), ['pass']);
 
   writeFileSync(join(dir, 'weak.key'), generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
   await assert.rejects(startTestRelay(peer.port, { delivery: { dkim: { ...dkim, keyFile: join(dir, 'weak.key') } } }), /weak\.key.*1024 bits/);
@@ -49,13 +61,9 @@ test('delivery.dkim: mail relayed with dot-lines verifies at the peer; a bad key
 // own conversion for a next hop without it would otherwise break the signature).
 for (const eightBitMime of [false, true]) {
   test(`delivery.dkim with an 8-bit message, next hop ${eightBitMime ? 'with' : 'without'} 8BITMIME: arrives 7-bit quoted-printable and verifies pass`, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'mailrelay-dkim-8bit-'));
-    const keyFile = join(dir, 'private.key');
-    writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const dkim = { domain: 'relay.test', selector: 'mr8', keyFile };
-    const record = loadDkimSigner(dkim).dnsRecord;
+    const setup = dkimSetup('mr8', generateKeyPairSync('ed25519').privateKey);
     const sink = await startSmtpSink({ dump: true, eightBitMime });
-    const relay = await startTestRelay(sink.port, { delivery: { dkim } });
+    const relay = await startTestRelay(sink.port, { delivery: { dkim: setup.dkim } });
     t.after(async () => { await relay.close(); await sink.close(); });
 
     const c = await connectWire(relay.smtpPort);
@@ -71,22 +79,11 @@ for (const eightBitMime of [false, true]) {
     assert.match(await c.readReply(), /^250 /);
 
     // Read the dump once the whole message is in it (smtp-sink writes while DATA runs).
-    const deadline = Date.now() + 15_000;
-    let got;
-    while (!(got = sink.messages().find((m) => m.content.includes('\nEND\n')))) {
-      assert.ok(Date.now() < deadline, 'the message reached smtp-sink within 15 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const got = await waitFor('the whole message at smtp-sink', () => sink.messages().find((m) => m.content.includes('\nEND\n')), 15_000, 100);
     assert.ok(Buffer.from(got.content, 'latin1').every((b) => b < 0x80), 'only 7-bit bytes reached the next hop');
     assert.match(got.content, /^DKIM-Signature: v=1; a=ed25519-sha256;/);
     assert.match(got.content, /\nContent-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe aus K=C3=B6ln, =C3=A9t=C3=A9\n(?:\.|=2E)a dot-line\nEND\n/);
     // smtp-sink stores LF line ends (it drops every CR); the message had no bare CR or LF.
-    const res = await dkimVerify(Buffer.from(got.content.replace(/\n/g, '\r\n'), 'latin1'), {
-      resolver: async (name: string, rr: string) => {
-        if (rr === 'TXT' && name === 'mr8._domainkey.relay.test') return [[record]];
-        throw Object.assign(new Error(`no ${rr} for ${name}`), { code: 'ENOTFOUND' });
-      },
-    });
-    assert.deepEqual(res.results.map((r) => r.status.result), ['pass']);
+    assert.deepEqual(await dkimResults(Buffer.from(got.content.replace(/\n/g, '\r\n'), 'latin1'), setup), ['pass']);
   });
 }
